@@ -1,0 +1,207 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""Run verl's own trainer on the CPU tier: overrides, environment, subprocess, metrics.
+
+Used by the CPU demo (``python -m trustrl.recipes.cpu``) and by the ``slow`` end-to-end tests. The trainer runs
+as a child process (``python -m verl.trainer.main_ppo`` or one of our entry points) exactly as a user would
+launch it; metrics come back through verl's own ``file`` logger (one JSON line per step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trustrl.recipes.cpu import task
+
+ALGOS = ("grpo", "quatro", "trapo")
+
+# Entry point and algorithm overrides per algorithm. GRPO and QUATRO run through stock verl (drop-in names);
+# TRAPO needs its own trainer (it installs the TRAPO loss on the workers).
+ENTRY = {"grpo": "verl.trainer.main_ppo", "quatro": "verl.trainer.main_ppo", "trapo": "trustrl.recipes.trapo.main"}
+ALGO_OVERRIDES = {
+    "grpo": ["algorithm.adv_estimator=grpo", "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"],
+    "quatro": ["algorithm.adv_estimator=quatro", "actor_rollout_ref.actor.policy_loss.loss_mode=quatro"],
+    "trapo": [],
+}
+_CHECKSUM = re.compile(r"\[hf_cpu\] weights v(\d+) global_steps=(\S+) checksum=([-\d.eE+]+)")
+
+
+@dataclass
+class RunSpec:
+    """One CPU training run: the knobs the demo and the tests vary; everything else is fixed below."""
+
+    algo: str = "grpo"
+    steps: int = 2
+    prompts_per_step: int = 8
+    n: int = 4
+    response_length: int = 16
+    lr: float = 2e-3
+    seed: int = 0
+    extra: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        if self.steps < 1 or self.prompts_per_step < 1 or self.n < 2:
+            raise ValueError("need steps >= 1, prompts_per_step >= 1 and n >= 2 (groups need two samples)")
+
+
+def cpu_env(workdir: Path) -> dict[str, str]:
+    """Environment of a CPU run: our platform, no hub, no telemetry, metrics to a JSON-lines file."""
+    env = dict(os.environ)
+    env.update(
+        VERL_PLATFORM="cpu",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        WANDB_MODE="disabled",
+        RAY_DISABLE_USAGE_STATS="1",
+        RAY_DEDUP_LOGS="0",
+        VERL_FILE_LOGGER_PATH=str(workdir / "metrics.jsonl"),
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+    )
+    return env
+
+
+def overrides(spec: RunSpec, paths: dict[str, Path], workdir: Path) -> list[str]:
+    """Hydra overrides that put verl's trainer on the CPU platform, the hf_cpu rollout and the tiny task."""
+    mini = spec.prompts_per_step
+    return [
+        *ALGO_OVERRIDES[spec.algo],
+        # Data: the copy-digit task.
+        f"data.train_files={paths['train']}",
+        f"data.val_files={paths['val']}",
+        f"data.train_batch_size={spec.prompts_per_step}",
+        "data.max_prompt_length=16",
+        f"data.max_response_length={spec.response_length}",
+        "data.dataloader_num_workers=0",
+        f"data.seed={spec.seed}",
+        # Model and actor.
+        f"actor_rollout_ref.model.path={paths['model']}",
+        "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+        "actor_rollout_ref.model.use_remove_padding=False",
+        "actor_rollout_ref.actor.strategy=fsdp2",
+        "actor_rollout_ref.ref.strategy=fsdp2",
+        "actor_rollout_ref.actor.use_torch_compile=False",
+        f"actor_rollout_ref.actor.optim.lr={spec.lr}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={mini}",
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={mini * spec.n}",
+        "actor_rollout_ref.actor.use_kl_loss=False",
+        "actor_rollout_ref.actor.entropy_coeff=0",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={mini * spec.n}",
+        # Rollout: Hugging Face generate on the CPU.
+        "actor_rollout_ref.rollout.name=hf_cpu",
+        f"actor_rollout_ref.rollout.n={spec.n}",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={mini * spec.n}",
+        "actor_rollout_ref.rollout.agent.num_workers=1",
+        "algorithm.use_kl_in_reward=False",
+        # Reward: the task's own verifier.
+        "reward.custom_reward_function.path=pkg://trustrl.recipes.cpu.task",
+        "reward.custom_reward_function.name=compute_score",
+        "reward.num_workers=1",
+        # Resources: one trainer rank on the CPU; Ray gets fake GPUs and enough logical CPUs for TransferQueue.
+        "trainer.device=cpu",
+        "trainer.nnodes=1",
+        "trainer.n_gpus_per_node=1",
+        "ray_kwargs.ray_init.num_cpus=32",
+        "+ray_kwargs.ray_init.num_gpus=1",
+        "+ray_kwargs.ray_init.include_dashboard=False",
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+        # Schedule and logging.
+        f"trainer.total_training_steps={spec.steps}",
+        "trainer.val_before_train=False",
+        "trainer.test_freq=-1",
+        "trainer.save_freq=-1",
+        "trainer.logger=[console,file]",
+        "trainer.project_name=trustrl_cpu",
+        f"trainer.experiment_name={spec.algo}",
+        f"trainer.default_local_dir={workdir / 'checkpoints'}",
+        *spec.extra,
+    ]
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    wall_s: float
+    log: str
+    metrics: list[dict[str, Any]]
+    command: list[str]
+
+    @property
+    def weight_syncs(self) -> list[tuple[int, str, float]]:
+        """(version, global_steps, checksum) of every weight sync the hf_cpu server reported."""
+        return [(int(v), s, float(c)) for v, s, c in _CHECKSUM.findall(self.log)]
+
+    def series(self, key: str) -> list[float]:
+        return [m[key] for m in self.metrics if key in m]
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [{"step": r["step"], **r["data"]} for r in rows]
+
+
+def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool = True) -> RunResult:
+    """Build the task under ``workdir`` and run verl's trainer on it; returns the log and per-step metrics."""
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = task.build_task(workdir / "task", seed=spec.seed)
+    (workdir / "metrics.jsonl").unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", ENTRY[spec.algo], *overrides(spec, paths, workdir)]
+    (workdir / "command.txt").write_text(" \\\n  ".join(cmd) + "\n")
+    start = time.monotonic()
+    lines: list[str] = []
+    with subprocess.Popen(
+        cmd, cwd=workdir, env=cpu_env(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                lines.append(line)
+                if echo:
+                    _echo(line)
+                if time.monotonic() - start > timeout_s:
+                    raise TimeoutError(f"verl trainer exceeded {timeout_s:.0f}s")
+            proc.wait(timeout=max(1.0, timeout_s - (time.monotonic() - start)))
+        finally:
+            _stop(proc)
+    log = "".join(lines)
+    (workdir / "train.log").write_text(log)
+    return RunResult(proc.returncode, time.monotonic() - start, log, read_metrics(workdir / "metrics.jsonl"), cmd)
+
+
+def _echo(line: str) -> None:
+    """Progress on the console: step lines condensed, errors and our own markers in full."""
+    if line.startswith("step:"):
+        fields = dict(kv.split(":", 1) for kv in line.strip().split(" - ") if ":" in kv)
+        keep = ["step", "critic/score/mean", "actor/entropy", "actor/pg_loss", "actor/grad_norm", "timing_s/step"]
+        print("  " + "  ".join(f"{k.split('/')[-1]}={fields[k][:8]}" for k in keep if k in fields), flush=True)
+    elif ("Error:" in line and "Warning" not in line) or "Traceback" in line or "[hf_cpu]" in line:
+        print("  " + line.rstrip()[:300], flush=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the trainer and every process it started (Ray's raylet, workers), also after an error."""
+    import signal
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,44 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""Registers the CPU platform and the ``hf_cpu`` rollout backend in the current process.
+
+Called by :mod:`trustrl.recipes.plugin` when ``VERL_PLATFORM=cpu``, i.e. in every Ray process of a CPU run.
+Each workaround of a verl 0.9.1 internal is one statement, with the line it answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+
+_done = False
+
+
+def register() -> None:
+    global _done
+    if _done:
+        return
+    import trustrl.recipes.cpu.platform  # noqa: F401  (PlatformRegistry "cpu")
+    import verl.utils.distributed as verl_distributed
+    from verl.workers.rollout import base as rollout_base
+    from verl.workers.rollout.replica import RolloutReplicaRegistry
+
+    # engine/base.py:405 picks the engine by device name; the FSDP engine is registered for cuda/npu only.
+    os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
+
+    # distributed.py:89 builds backend "cpu:gloo,{device}:{backend}" = "cpu:gloo,cpu:gloo", which torch rejects.
+    original = verl_distributed.initialize_global_process_group_ray
+
+    @functools.wraps(original)
+    def _init_gloo(timeout_second=None, backend=None):
+        return original(timeout_second=timeout_second, backend=backend or "gloo")
+
+    verl_distributed.initialize_global_process_group_ray = _init_gloo
+
+    # workers/rollout/base.py:89: the in-worker adapter table has no register function (private dict, pinned verl).
+    rollout_base._ROLLOUT_REGISTRY[("hf_cpu", "async")] = "trustrl.recipes.cpu.hf_cpu_rollout.HFCPUServerAdapter"
+    # replica.py:318: the replica loader; lazy so `import verl` does not import transformers here.
+    RolloutReplicaRegistry.register(
+        "hf_cpu", lambda: importlib.import_module("trustrl.recipes.cpu.hf_cpu_rollout").HFCPUReplica
+    )
+    _done = True

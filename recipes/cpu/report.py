@@ -1,0 +1,57 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""Curves and a text summary of a CPU-tier run (reward, entropy and the algorithm's own metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+REWARD = "critic/score/mean"
+ENTROPY = "actor/entropy"
+ALGO_PREFIXES = ("actor/quatro/", "actor/trapo/", "algorithm/quatro/", "trapo/")
+
+
+def algo_keys(metrics: list[dict[str, Any]]) -> list[str]:
+    keys = sorted({k for m in metrics for k in m if k.startswith(ALGO_PREFIXES)})
+    return keys
+
+
+def plot_curves(metrics: list[dict[str, Any]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [REWARD, ENTROPY, *algo_keys(metrics)[:6]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
+    for ax, key in zip(axes[0], panels):
+        pts = [(m["step"], m[key]) for m in metrics if key in m]
+        if pts:
+            ax.plot(*zip(*pts), marker=".")
+        ax.set_title(key, fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def summarize(result, png: Path) -> str:
+    rewards = result.series(REWARD)
+    k = max(1, len(rewards) // 5)
+    first, last = sum(rewards[:k]) / k, sum(rewards[-k:]) / k
+    lines = [
+        f"[trustrl] done in {result.wall_s:.0f}s, {len(result.metrics)} steps",
+        f"[trustrl] mean reward: first {k} steps {first:.3f} -> last {k} steps {last:.3f}",
+    ]
+    entropy = result.series(ENTROPY)
+    if entropy:
+        lines.append(f"[trustrl] entropy: {entropy[0]:.3f} -> {entropy[-1]:.3f}")
+    for key in algo_keys(result.metrics):
+        vals = result.series(key)
+        lines.append(f"[trustrl] {key}: {vals[0]:.4g} -> {vals[-1]:.4g}")
+    lines.append(f"[trustrl] curves: {png}")
+    return "\n".join(lines)
