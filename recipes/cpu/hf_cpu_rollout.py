@@ -219,7 +219,7 @@ class HFCPUServer:
     async def param_checksum(self) -> float:
         """Sum of all parameters: lets tests see that a weight sync changed the served model."""
         with self._model_lock:
-            return float(sum(p.double().sum() for p in self.model.parameters()))
+            return float(sum(p.detach().double().sum() for p in self.model.parameters()))
 
     async def ready(self) -> bool:
         return True
