@@ -58,7 +58,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from verl.trainer.ppo.core_algos import register_adv_est
 from verl.utils import as_torch_index
 
@@ -118,8 +117,7 @@ class QuatroConfig:
             )
         if self.solver not in QUATRO_SOLVERS:
             raise ValueError(
-                f"{_SECTION}.solver={self.solver!r} is invalid: choose one of {list(QUATRO_SOLVERS)} "
-                "(default 'exact')."
+                f"{_SECTION}.solver={self.solver!r} is invalid: choose one of {list(QUATRO_SOLVERS)} (default 'exact')."
             )
         if not self.lambda_min >= 0:
             raise ValueError(f"{_SECTION}.lambda_min={self.lambda_min!r} is invalid: it must be a finite number >= 0.")
@@ -386,7 +384,8 @@ def solve_quatro_targets(
         delta_q = torch.where(informative, torch.full_like(delta_q, cfg.delta), delta_q)
         kl = torch.where(informative, tilt.kl_and_slope(eta)[0], kl)
 
-    targets = _targets(tilt, eta, informative, two_valued if binary_fast_path else None, count_top, size, at_top)
+    fast = two_valued if binary_fast_path else torch.zeros_like(two_valued)
+    targets = _targets(tilt, eta, informative & ~fast, fast, count_top, size, at_top)
     lam = torch.where(informative, gap / eta.clamp(min=1e-300), torch.zeros_like(eta))
     stats = _stats(kind, slack, lam, delta_q, targets, iterations, max_res)
     return QuatroSolution(targets, gid, lam, delta_q, kind, slack, kl, stats)
@@ -405,11 +404,13 @@ class _SubsetTilt:
         return kl[self.subset], slope[self.subset]
 
 
-def _targets(tilt, eta, informative, two_valued, count_top, size, at_top) -> torch.Tensor:
+def _targets(tilt, eta, general, two_valued, count_top, size, at_top) -> torch.Tensor:
     """T_i = log(G w_i) per row; 0 in singleton and all-equal groups."""
-    z, lme, _ = tilt.log_weights(eta)
-    targets = torch.where(informative[tilt.gid], z - lme[tilt.gid], torch.zeros_like(z))
-    if two_valued is not None and bool(two_valued.any()):
+    targets = torch.zeros_like(tilt.a)
+    if bool(general.any()):
+        z, lme, _ = tilt.log_weights(torch.where(general, eta, torch.zeros_like(eta)))
+        targets = torch.where(general[tilt.gid], z - lme[tilt.gid], targets)
+    if bool(two_valued.any()):
         # Bernoulli closed form for two-valued groups: T+ = log(p'/p), T- = log((1−p')/(1−p))
         t_pos, t_neg, _ = _Bernoulli(count_top[two_valued], size[two_valued]).targets(eta[two_valued])
         full_pos = torch.zeros_like(eta)
@@ -506,5 +507,19 @@ def compute_quatro_outcome_advantage(
         solution = solve_quatro_targets(scores, index, cfg)
         _LAST_STATS.clear()
         _LAST_STATS.update(solution.stats)
-        advantages = solution.targets.to(token_level_rewards.dtype).unsqueeze(-1) * response_mask
+        advantages = _broadcast_over_mask(solution.targets.to(token_level_rewards.dtype), response_mask)
     return advantages, advantages
+
+
+def _broadcast_over_mask(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``values[:, None] * mask`` for a (bs,) vector and a (bs, L) mask, choosing the fastest exact kernel.
+
+    On CPU a float×bool product is ~1.6x slower than ``torch.where``; for integer masks a copy into the
+    output dtype followed by an in-place product avoids the int64 promotion.
+    """
+    column = values.unsqueeze(-1)
+    if mask.dtype == torch.bool:
+        return torch.where(mask, column, torch.zeros((), dtype=values.dtype, device=values.device))
+    if mask.is_floating_point():
+        return column * mask
+    return torch.empty(mask.shape, dtype=values.dtype, device=mask.device).copy_(mask).mul_(column)

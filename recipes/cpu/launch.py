@@ -182,12 +182,20 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
     return RunResult(proc.returncode, time.monotonic() - start, log, read_metrics(workdir / "metrics.jsonl"), cmd)
 
 
+_STEP_LINE = re.compile(r"(?:^|\s)(step:\d+ - .*)$")
+_SHOWN = {
+    "step": "step", "critic/score/mean": "reward", "actor/entropy": "entropy", "actor/pg_loss": "pg_loss",
+    "actor/grad_norm": "grad_norm", "timing_s/step": "step_s",
+}
+
+
 def _echo(line: str) -> None:
     """Progress on the console: step lines condensed, errors and our own markers in full."""
-    if line.startswith("step:"):
-        fields = dict(kv.split(":", 1) for kv in line.strip().split(" - ") if ":" in kv)
-        keep = ["step", "critic/score/mean", "actor/entropy", "actor/pg_loss", "actor/grad_norm", "timing_s/step"]
-        print("  " + "  ".join(f"{k.split('/')[-1]}={fields[k][:8]}" for k in keep if k in fields), flush=True)
+    step_line = _STEP_LINE.search(line.rstrip())
+    if step_line:
+        fields = dict(kv.split(":", 1) for kv in step_line.group(1).split(" - ") if ":" in kv)
+        shown = {**_SHOWN, **{k: k.split("/", 1)[1] for k in fields if k.startswith(("actor/quatro/", "actor/trapo/"))}}
+        print("  " + "  ".join(f"{label}={fields[k][:7]}" for k, label in shown.items() if k in fields), flush=True)
     elif ("Error:" in line and "Warning" not in line) or "Traceback" in line or "[hf_cpu]" in line:
         print("  " + line.rstrip()[:300], flush=True)
 
