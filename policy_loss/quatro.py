@@ -129,15 +129,14 @@ class _QuatroLoss(torch.autograd.Function):
     """Per-token QUATRO loss with its analytic gradient w.r.t. ``log_prob``.
 
     forward(log_prob, old_log_prob, target, mask, length, weight, ratio_level, clamp) → (loss, u, clamped):
-    float32 (bs, L) log-probs, (bs,) T_i, bool (bs, L) mask, (bs,) |o_i| ≥ 1, optional (bs,) sequence weight.
-    Returns the (bs, L) loss, the unclamped sequence log-ratio u = Σ_t mask·(log_prob − old_log_prob) and the
-    (bs,) clamped share (0/1 per sequence; per-token fraction for ``token``), the last two for metrics.
+    float32 (bs, L) log-probs, (bs,) T_i, float32 0/1 (bs, L) mask, (bs,) |o_i| ≥ 1, optional (bs,) sequence
+    weight. Returns the (bs, L) loss, the unclamped sequence log-ratio u = Σ_t mask·(log_prob − old_log_prob)
+    and the (bs,) clamped share (0/1 per sequence; per-token fraction for ``token``), the last two for metrics.
     """
 
     @staticmethod
     def forward(ctx, log_prob, old_log_prob, target, mask, length, weight, ratio_level, clamp):
-        # log r_t on response tokens, 0 elsewhere (torch.where: junk, even inf/nan, at masked slots is ignored)
-        token_log_ratio = torch.where(mask, log_prob - old_log_prob, 0.0)
+        token_log_ratio = _masked_log_ratio(log_prob, old_log_prob, mask)
         u = token_log_ratio.sum(dim=-1)
         if ratio_level == "token":
             clamped = (token_log_ratio.abs() >= clamp).sum(dim=-1) / length
@@ -171,6 +170,26 @@ class _QuatroLoss(torch.autograd.Function):
         return grad_loss * coef, None, None, None, None, None, None, None
 
 
+def _masked_log_ratio(log_prob: torch.Tensor, old_log_prob: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(log_prob − old_log_prob) on response tokens, 0 elsewhere, whatever the values at masked slots.
+
+    A product with the 0/1 mask is ~4x faster than ``torch.where`` on CPU but turns non-finite junk at masked
+    slots into NaN; only then (checked on the row sums) is the slower exact form used.
+    """
+    token_log_ratio = (log_prob - old_log_prob).mul_(mask)
+    if not bool(torch.isfinite(token_log_ratio.sum(dim=-1)).all()):
+        token_log_ratio = torch.where(mask.bool(), log_prob - old_log_prob, 0.0)
+    return token_log_ratio
+
+
+def _masked_row_mean(values: torch.Tensor, mask: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Σ_t mask·values / |o_i| per row, ignoring whatever sits at masked slots (see :func:`_masked_log_ratio`)."""
+    total = (values * mask).sum(dim=-1)
+    if not bool(torch.isfinite(total).all()):
+        total = torch.where(mask.bool(), values, 0.0).sum(dim=-1)
+    return total / length
+
+
 @register_policy_loss("quatro")
 def compute_policy_loss_quatro(
     old_log_prob: torch.Tensor,
@@ -197,11 +216,12 @@ def compute_policy_loss_quatro(
         (pg_loss, metrics): a scalar float32 loss and ``{"actor/quatro/...": float, "actor/ppo_kl": float}``.
     """
     ratio_level, clamp, zero_target = _options(config)
-    mask = response_mask.bool()
+    # a float 0/1 mask: bool masks cost a dtype conversion in every product and sum (here and in agg_loss)
+    mask = response_mask.to(torch.float32) if response_mask.dtype == torch.bool else (response_mask != 0).float()
     length = mask.sum(dim=-1)
-    length_f = length.clamp(min=1).to(torch.float32)
+    length_f = length.clamp(min=1)
     # T_i: masked mean of the advantages over the response (they are constant per row by contract)
-    target = torch.where(mask, advantages.float(), 0.0).sum(dim=-1) / length_f
+    target = _masked_row_mean(advantages.float(), mask, length_f)
     weight = (target != 0).float() if zero_target == "mask" else None
 
     loss_mat, u, clamped = _QuatroLoss.apply(

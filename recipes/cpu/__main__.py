@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     spec = RunSpec(
-        algo=args.algo, steps=args.steps, prompts_per_step=args.prompts, n=args.n, lr=args.lr, seed=args.seed,
+        algo=args.algo,
+        steps=args.steps,
+        prompts_per_step=args.prompts,
+        n=args.n,
+        lr=args.lr,
+        seed=args.seed,
         extra=args.overrides,
     )
     out = args.out / args.algo

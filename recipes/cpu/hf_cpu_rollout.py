@@ -162,9 +162,16 @@ class HFCPUServer:
         for i, r in enumerate(batch):
             input_ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
             attention_mask[i, width - len(r.prompt_ids) :] = 1
-        sampling = {"do_sample": False} if temperature <= 0 else {
-            "do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k,
-        }
+        sampling = (
+            {"do_sample": False}
+            if temperature <= 0
+            else {
+                "do_sample": True,
+                "temperature": temperature,
+                "top_p": top_p,
+                "top_k": top_k,
+            }
+        )
         with self._model_lock:
             out = self.model.generate(
                 input_ids=input_ids,
@@ -187,7 +194,9 @@ class HFCPUServer:
             if self.eos_token_id in ids:  # keep the EOS token, as vLLM does
                 ids = ids[: ids.index(self.eos_token_id) + 1]
             lps = token_logprobs[i, : len(ids)].tolist() if r.want_logprobs else None
-            results.append(TokenOutput(token_ids=ids, log_probs=lps, stop_reason="completed", extra_fields=self._extra()))
+            results.append(
+                TokenOutput(token_ids=ids, log_probs=lps, stop_reason="completed", extra_fields=self._extra())
+            )
         return results
 
     def _extra(self) -> dict[str, Any]:

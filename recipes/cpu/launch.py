@@ -164,7 +164,12 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
     start = time.monotonic()
     lines: list[str] = []
     with subprocess.Popen(
-        cmd, cwd=workdir, env=cpu_env(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cmd,
+        cwd=workdir,
+        env=cpu_env(workdir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     ) as proc:
         try:
@@ -184,8 +189,12 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
 
 _STEP_LINE = re.compile(r"(?:^|\s)(step:\d+ - .*)$")
 _SHOWN = {
-    "step": "step", "critic/score/mean": "reward", "actor/entropy": "entropy", "actor/pg_loss": "pg_loss",
-    "actor/grad_norm": "grad_norm", "timing_s/step": "step_s",
+    "step": "step",
+    "critic/score/mean": "reward",
+    "actor/entropy": "entropy",
+    "actor/pg_loss": "pg_loss",
+    "actor/grad_norm": "grad_norm",
+    "timing_s/step": "step_s",
 }
 
 

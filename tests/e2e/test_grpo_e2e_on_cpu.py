@@ -2,9 +2,9 @@
 """Two GRPO steps through stock `python -m verl.trainer.main_ppo` on the CPU platform with the hf_cpu rollout."""
 
 import pytest
+from trustrl.recipes.cpu.launch import RunSpec, run
 
 from tests.e2e.conftest import assert_finite
-from trustrl.recipes.cpu.launch import RunSpec, run
 
 pytestmark = pytest.mark.slow
 

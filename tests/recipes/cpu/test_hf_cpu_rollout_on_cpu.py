@@ -5,7 +5,6 @@ import asyncio
 
 import pytest
 import torch
-
 from trustrl.recipes.cpu import task
 from trustrl.recipes.cpu.hf_cpu_rollout import HFCPUServer
 
@@ -68,8 +67,12 @@ def test_update_weights_changes_the_served_model(server):
     # All-zero weights: every next-token distribution is uniform.
     out = _generate_all(server, _prompts(server)[:1], {"temperature": 1.0, "logprobs": True})[0]
     vocab = server.model.config.vocab_size
-    torch.testing.assert_close(torch.tensor(out.log_probs), torch.full((len(out.token_ids),), -torch.log(
-        torch.tensor(float(vocab)))), rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        torch.tensor(out.log_probs),
+        torch.full((len(out.token_ids),), -torch.log(torch.tensor(float(vocab)))),
+        rtol=0,
+        atol=1e-5,
+    )
 
 
 def test_unknown_weight_name_is_an_error(server):

@@ -3,7 +3,6 @@
 
 import pytest
 import torch
-
 from trustrl.recipes.cpu import task
 
 
@@ -20,7 +19,9 @@ def test_tokenizer_round_trip_and_chat_template(built):
     ids = tok.encode(text, add_special_tokens=False)
     assert tok.decode(ids) == text
     assert tok.convert_ids_to_tokens(ids)[0] == "\\boxed{"  # the answer marker is one token
-    prompt = tok.apply_chat_template([{"role": "user", "content": "copy:3"}], add_generation_prompt=True, tokenize=False)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "copy:3"}], add_generation_prompt=True, tokenize=False
+    )
     assert prompt.endswith("<|im_start|>assistant\n")
     assert tok.eos_token == "<|im_end|>"
 
@@ -63,10 +64,13 @@ def test_random_model_reward_is_well_above_zero_and_varies(built):
     torch.manual_seed(0)
     prompt = tok.apply_chat_template([{"role": "user", "content": "copy:4"}], add_generation_prompt=True)["input_ids"]
     out = model.generate(
-        torch.tensor([prompt] * 64), do_sample=True, max_new_tokens=16, pad_token_id=tok.pad_token_id,
+        torch.tensor([prompt] * 64),
+        do_sample=True,
+        max_new_tokens=16,
+        pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
     )
-    scores = [task.compute_score("", tok.decode(o[len(prompt):], skip_special_tokens=True), "4")["score"] for o in out]
+    scores = [task.compute_score("", tok.decode(o[len(prompt) :], skip_special_tokens=True), "4")["score"] for o in out]
     mean = sum(scores) / len(scores)
     assert 0.05 < mean < 0.9
     assert len(set(scores)) > 1
