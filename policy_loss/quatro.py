@@ -17,7 +17,7 @@ Its derivative is dℓ/dx = −ρ (τ − x): zero exactly at x = τ, pushing x 
 sequence ratio is carried on each token as verl's GSPO does, value ρ_i on every token and gradient through
 each token's own log-prob, so ∂ℓ_{i,t}/∂ log π_θ(o_{i,t}) = −ρ_i(τ_i − x_i): one scalar per sequence. A
 custom autograd function returns exactly that (analytic backward: one masked row sum forward, one broadcast
-backward). All math is in float32 whatever the input dtype.
+backward). All math is in float32 whatever the input dtype (float64 inputs stay float64).
 
 Clamp: x is clamped to ±``log_ratio_clamp`` (default 20) before exp, against overflow only. Past the clamp
 the value and the weight are those at the clamp, but the gradient is still passed (not zeroed as
@@ -61,7 +61,13 @@ import torch
 from verl.trainer.ppo.core_algos import agg_loss, register_policy_loss
 from verl.workers.config import ActorConfig, PolicyLossConfig
 
-__all__ = ["RATIO_LEVELS", "ZERO_TARGET_MODES", "QuatroPolicyLossConfig", "compute_policy_loss_quatro"]
+__all__ = [
+    "RATIO_LEVELS",
+    "ZERO_TARGET_MODES",
+    "QuatroPolicyLossConfig",
+    "compute_policy_loss_quatro",
+    "quatro_loss_options",
+]
 
 RATIO_LEVELS = ("seq", "seq_len_norm", "token")
 ZERO_TARGET_MODES = ("anchor", "mask")
@@ -116,7 +122,11 @@ class QuatroPolicyLossConfig(PolicyLossConfig):
         _validate(self.ratio_level, self.log_ratio_clamp, self.zero_target)
 
 
-def _options(config: Any) -> tuple[str, float, str]:
+def quatro_loss_options(config: Any) -> tuple[str, float, str]:
+    """(ratio_level, log_ratio_clamp, zero_target) from an actor config (dataclass or DictConfig), validated.
+
+    Keys missing from ``config.policy_loss`` (a plain ``PolicyLossConfig``) take the defaults.
+    """
     policy_loss = getattr(config, "policy_loss", None) if config is not None else None
     values = [
         policy_loss.get(key, default) if policy_loss is not None else default for key, default in _DEFAULTS.items()
@@ -215,17 +225,19 @@ def compute_policy_loss_quatro(
     Returns:
         (pg_loss, metrics): a scalar float32 loss and ``{"actor/quatro/...": float, "actor/ppo_kl": float}``.
     """
-    ratio_level, clamp, zero_target = _options(config)
+    ratio_level, clamp, zero_target = quatro_loss_options(config)
+    # float32 math (float64 when the log-probs are float64, e.g. in gradient checks); never bf16
+    dtype = torch.float64 if log_prob.dtype == torch.float64 else torch.float32
     # a float 0/1 mask: bool masks cost a dtype conversion in every product and sum (here and in agg_loss)
-    mask = response_mask.to(torch.float32) if response_mask.dtype == torch.bool else (response_mask != 0).float()
+    mask = response_mask.to(dtype) if response_mask.dtype == torch.bool else (response_mask != 0).to(dtype)
     length = mask.sum(dim=-1)
     length_f = length.clamp(min=1)
     # T_i: masked mean of the advantages over the response (they are constant per row by contract)
-    target = _masked_row_mean(advantages.float(), mask, length_f)
-    weight = (target != 0).float() if zero_target == "mask" else None
+    target = _masked_row_mean(advantages.to(dtype), mask, length_f)
+    weight = (target != 0).to(dtype) if zero_target == "mask" else None
 
     loss_mat, u, clamped = _QuatroLoss.apply(
-        log_prob.float(), old_log_prob.detach().float(), target, mask, length_f, weight, ratio_level, clamp
+        log_prob.to(dtype), old_log_prob.detach().to(dtype), target, mask, length_f, weight, ratio_level, clamp
     )
     if rollout_is_weights is not None:
         loss_mat = loss_mat * rollout_is_weights

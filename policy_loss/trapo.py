@@ -1,0 +1,329 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""TRAPO actor loss: Trust-Region SFT on expert-prefix tokens plus any registered RL loss on the model's tokens.
+
+TRAPO (Su et al., arXiv:2512.17636) trains every trajectory of a prompt group with one loss. Per response token t
+of trajectory j, with p_t = π_θ(y_t | x, y_<t), ``prefix`` the expert tokens placed in the response and ``sft``
+the expert tokens that get the SFT term (``sft ⊆ prefix``):
+
+    ℓ_{j,t} = 1[sft_t] · c_sft · ( −sg(min(1, p_t/α)) · log p_t )        TrSFT, gradient of Eq. (3)
+            + 1[¬prefix_t] · ℓ^RL_{j,t}                                   the registered RL loss (vanilla, gspo, ...)
+
+    ∇_θ L^α_TrSFT = −Σ_t 1/max(p_t, α) ∇_θ p_t = −Σ_t min(1, p_t/α) ∇_θ log p_t        Eq. (3) of arXiv:2512.17636
+
+Inside the trust region (p ≥ α) the TrSFT gradient is plain SFT; outside it is damped to (p/α)∇ log p, which
+keeps SFT from pushing mass toward expert tokens far from the policy's mode. Expert tokens never enter the RL
+term; expert tokens without ``sft`` (a second copy of the same prefix) enter neither term. Both terms are
+aggregated by verl's ``agg_loss`` with the same global normaliser (``trapo.loss_agg_mode``; default
+``seq-mean-token-sum-norm`` = Σ_j Σ_t ℓ_{j,t} / (G · L_max), Dr.GRPO style as the official code, which divides
+by the constant 8192), so splitting a mini-batch into micro-batches or data-parallel ranks changes nothing:
+
+    L = [ Σ_{j,t} ( 1[¬prefix]·ℓ^RL + c_sft·1[sft]·ℓ^TrSFT ) ] / normaliser  −  c_ent · agg(entropy)  [+ KL]
+
+The official code computes the same gradient as ``−p_t / clamp(sg(p_t), min=α)`` (``off_policy_reshape=clip_low``,
+``mix_core_alg.py``); ``−sg(min(1, p/α))·log p`` has the same gradient and a readable value. The RL term is the
+function registered under ``trapo.rl_loss_mode`` in verl's ``POLICY_LOSS_REGISTRY``, called with the actor config
+(clip ratios, ``policy_loss.*`` options, ``global_batch_info``) and ``response_mask = response ∧ ¬prefix``.
+
+Batch fields read from the micro-batch (jagged nested tensors ``(bs, j)`` as the engines pass them):
+``prompts``, ``responses`` (to slice the response log-probs), ``response_mask``, ``old_log_probs``, ``advantages``,
+``prefix_mask`` and ``sft_mask`` (int64 or bool 0/1, one entry per response token, as long as ``responses``;
+longer masks are cut, shorter ones zero-filled), optional ``rollout_is_weights`` and ``ref_log_prob``; the scalars
+``dp_size``, ``batch_num_tokens`` (Σ response_mask over the global mini-batch) and ``global_batch_size``.
+A batch without both masks is trained as unguided (all zeros, pure RL) and counted in ``actor/trapo/masks_missing``;
+a batch with only one of them raises.
+
+Metrics (``actor/trapo/*``): ``rl_loss`` and ``sft_loss`` (the two aggregated terms; ``actor/pg_loss`` repeats the
+RL term as verl logs it), ``sft_token_share`` and ``rl_token_share`` (share of response tokens), and three means
+over SFT tokens: ``sft_nll`` (plain −log p), ``sft_p_mean`` (p) and ``sft_p_lt_alpha_share`` (share with p < α).
+The loss emits the SFT-token means as sums over response tokens (``actor/trapo/per_resp_token/*``), which are exact
+under verl's per-micro-batch SUM aggregation; :func:`finalize_trapo_metrics` (called by the TRAPO trainer) divides
+them by ``sft_token_share``. Means are 0 when a step has no SFT token.
+
+References:
+    M. Su, J. Guan, Y. Gu, M. Huang, H. Wang, "Trust-Region Adaptive Policy Optimization", arXiv:2512.17636
+    (ICLR 2026); official code https://github.com/Su-my/TRAPO (``luffy/verl/verl/trapo_src/mix_core_alg.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY, agg_loss, get_policy_loss_fn, kl_penalty
+from verl.utils import tensordict_utils as tu
+from verl.utils.metric import AggregationType, Metric
+from verl.workers.utils.padding import no_padding_2_padding
+
+__all__ = [
+    "TRAPO_LOSS_AGG_MODES",
+    "TrapoLossConfig",
+    "finalize_trapo_metrics",
+    "trapo_loss",
+    "trapo_token_masks",
+    "trsft_token_loss",
+]
+
+logger = logging.getLogger(__name__)
+
+# Modes linear in the per-token loss with a normaliser that does not depend on the mask: the RL and SFT terms,
+# aggregated separately, then add up to one aggregation of their sum. seq-mean-token-mean is excluded: its
+# per-sequence token count would differ between the two terms.
+TRAPO_LOSS_AGG_MODES = ("seq-mean-token-sum-norm", "seq-mean-token-sum", "token-mean", "token-sum")
+_SECTION = "trapo"
+_PREFIX = "actor/trapo/"
+_PER_RESP = _PREFIX + "per_resp_token/"
+_SFT_MEANS = ("sft_nll", "sft_p_mean", "sft_p_lt_alpha_share")
+
+
+@dataclass
+class TrapoLossConfig:
+    """TRAPO loss knobs, the ``trapo.{alpha, sft_coef, rl_loss_mode, loss_agg_mode}`` keys of the recipe config.
+
+    Bound into the engine loss as ``partial(trapo_loss, config=actor_config, trapo_config=TrapoLossConfig(...))``;
+    the actor's own config (clip ratios, ``policy_loss.*``) is left to the RL loss it configures.
+    """
+
+    alpha: float = field(
+        default=0.1, metadata={"help": "trust-region boundary α of TrSFT, in (0, 1]; gradient weight min(1, p/α)"}
+    )
+    sft_coef: float = field(default=1.0, metadata={"help": "c_sft ≥ 0, weight of the TrSFT term (official: 1)"})
+    rl_loss_mode: str = field(
+        default="vanilla", metadata={"help": "registered verl policy loss for the model's own tokens"}
+    )
+    loss_agg_mode: str = field(
+        default="seq-mean-token-sum-norm",
+        metadata={"help": f"one normaliser for both terms, one of {TRAPO_LOSS_AGG_MODES}"},
+    )
+
+    def __post_init__(self):
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float) or not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"{_SECTION}.alpha must be in (0, 1], got {self.alpha!r}; the paper uses alpha=0.1")
+        if isinstance(self.sft_coef, bool) or not isinstance(self.sft_coef, int | float):
+            raise ValueError(f"{_SECTION}.sft_coef must be a number >= 0, got {self.sft_coef!r}; default 1.0")
+        if not (math.isfinite(self.sft_coef) and self.sft_coef >= 0.0):
+            raise ValueError(f"{_SECTION}.sft_coef must be finite and >= 0, got {self.sft_coef!r}; default 1.0")
+        if self.rl_loss_mode not in POLICY_LOSS_REGISTRY:
+            known = ", ".join(sorted(POLICY_LOSS_REGISTRY))
+            raise ValueError(
+                f"{_SECTION}.rl_loss_mode={self.rl_loss_mode!r} is not a registered verl policy loss; "
+                f"use one of: {known} (custom losses register with verl's @register_policy_loss)"
+            )
+        if self.loss_agg_mode not in TRAPO_LOSS_AGG_MODES:
+            raise ValueError(
+                f"{_SECTION}.loss_agg_mode={self.loss_agg_mode!r} is not supported; use one of "
+                f"{TRAPO_LOSS_AGG_MODES} (seq-mean-token-mean would normalise the RL and SFT terms differently)"
+            )
+
+
+def trsft_token_loss(log_prob: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token TrSFT loss ℓ_t = −sg(w_t)·log p_t with w_t = min(1, p_t/α), and p_t (detached).
+
+    ∂ℓ_t/∂log p_t = −min(1, p_t/α), i.e. ∇ℓ_t = −∇p_t / max(p_t, α) (Eq. (3) of arXiv:2512.17636).
+
+    Args:
+        log_prob: ``(bs, response_length)`` log p_t; must be finite (zero it at masked slots first).
+        alpha: trust-region boundary α ∈ (0, 1].
+
+    Returns:
+        ``(loss_mat, p)``, both ``(bs, response_length)``; ``p`` is detached (for metrics).
+
+    >>> import torch
+    >>> lp = torch.log(torch.tensor([[0.5, 0.01]])).requires_grad_()
+    >>> loss, p = trsft_token_loss(lp, alpha=0.1)
+    >>> loss.sum().backward(); lp.grad      # −min(1, p/α): −1 inside the region, −0.1 outside
+    tensor([[-1.0000, -0.1000]])
+    """
+    p = torch.exp(log_prob.detach())
+    # w = min(1, p/α); p ≤ 1 for real log-probs, the clamp also caps junk positive log-probs at weight 1
+    weight = torch.clamp(p / alpha, max=1.0)
+    return -weight * log_prob, p
+
+
+def trapo_token_masks(
+    response_mask: torch.Tensor, prefix_mask: torch.Tensor | None, sft_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token sets of the two terms (official ``mix_core_alg.py``: SFT on prefix ∧ off_loss ∧ response).
+
+    rl = response ∧ ¬prefix;  sft = response ∧ prefix ∧ sft_mask. Missing masks count as all zeros.
+
+    Args:
+        response_mask, prefix_mask, sft_mask: ``(bs, response_length)`` 0/1 int or bool (masks may be ``None``).
+
+    Returns:
+        ``(rl_mask, sft_mask)``, bool ``(bs, response_length)``, disjoint.
+    """
+    response = response_mask.bool()
+    if prefix_mask is None:
+        return response, torch.zeros_like(response)
+    prefix = prefix_mask.bool()
+    sft = response & prefix & sft_mask.bool() if sft_mask is not None else torch.zeros_like(response)
+    return response & ~prefix, sft
+
+
+def _fit_width(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Cuts or zero-pads the last dim to ``width`` (padding rows keep stale, longer masks; see ROLLOUT_NOTES §4.9)."""
+    if x.shape[-1] >= width:
+        return x[..., :width]
+    return torch.nn.functional.pad(x, (0, width - x.shape[-1]))
+
+
+def _read_batch(data: TensorDict, width: int) -> tuple[dict[str, torch.Tensor], bool]:
+    """Pads the fields the loss needs to ``(bs, width)``; returns them and whether the masks were missing."""
+    has_prefix, has_sft = "prefix_mask" in data, "sft_mask" in data
+    if has_prefix != has_sft:
+        present, absent = ("prefix_mask", "sft_mask") if has_prefix else ("sft_mask", "prefix_mask")
+        raise ValueError(
+            f"TRAPO batch has {present} but no {absent}: the rollout must emit both masks on every row "
+            "(zeros when unguided), or neither for a purely unguided run"
+        )
+    fields = ["response_mask", "old_log_probs", "advantages"]
+    fields += [key for key in ("prefix_mask", "sft_mask", "rollout_is_weights", "ref_log_prob") if key in data]
+    padded = data.select(*fields).to_padded_tensor()
+    return {key: _fit_width(padded[key], width) for key in fields}, not has_prefix
+
+
+def _global_batch_info(config: Any, data: TensorDict, response_mask: torch.Tensor) -> tuple[dict[str, Any], bool]:
+    """verl's global normalisers (engine-filled); outside an engine, the micro-batch's own (rows, response tokens).
+
+    Returns the ``agg_loss`` keyword arguments and whether the engine supplied global values (SUM metrics).
+    """
+    dp_size = tu.get_non_tensor_data(data, "dp_size", 1)
+    batch_num_tokens = tu.get_non_tensor_data(data, "batch_num_tokens", None)
+    global_batch_size = tu.get_non_tensor_data(data, "global_batch_size", None)
+    is_global = dp_size > 1 or batch_num_tokens is not None or global_batch_size is not None
+    is_global = is_global or config.loss_scale_factor is not None
+    if dp_size > 1 and (batch_num_tokens is None or global_batch_size is None):
+        raise ValueError("batch_num_tokens and global_batch_size are required when dp_size > 1 (set by verl engines)")
+    info = {
+        "dp_size": dp_size,
+        # the engine's semantics: every response token and every row of the mini-batch, whatever the masks
+        "batch_num_tokens": response_mask.sum() if batch_num_tokens is None else batch_num_tokens,
+        "global_batch_size": response_mask.shape[0] if global_batch_size is None else global_batch_size,
+        "loss_scale_factor": config.loss_scale_factor,
+    }
+    return info, is_global
+
+
+def _rl_term(config, trapo_config: TrapoLossConfig, batch: dict, log_prob: torch.Tensor, rl_mask: torch.Tensor):
+    """The registered RL loss on the model's own tokens; expert and padding slots are set to neutral values
+    (log-ratio 0, advantage 0) so that no registered loss can see what sits there."""
+    is_weights = batch.get("rollout_is_weights")
+    return get_policy_loss_fn(trapo_config.rl_loss_mode)(
+        old_log_prob=torch.where(rl_mask, batch["old_log_probs"], 0.0),
+        log_prob=torch.where(rl_mask, log_prob, 0.0),
+        advantages=torch.where(rl_mask, batch["advantages"], 0.0),
+        response_mask=rl_mask,
+        loss_agg_mode=trapo_config.loss_agg_mode,
+        config=config,
+        rollout_is_weights=None if is_weights is None else torch.where(rl_mask, is_weights, 0.0),
+    )
+
+
+def _token_stats(info: dict, rl_mask, sft_mask, sft_log_prob, p, alpha: float) -> list[float]:
+    """[rl share, sft share, Σ_sft −log p, Σ_sft p, #{sft: p < α}], each / batch_num_tokens · dp_size (one sync).
+
+    Divided by the global response-token count and multiplied by dp_size, a micro-batch's value sums over
+    micro-batches and averages over dp ranks (verl's SUM aggregation) to the exact mini-batch value.
+    """
+    sft = sft_mask.to(p.dtype)
+    stats = torch.stack(
+        [
+            rl_mask.sum().to(p.dtype),
+            sft.sum(),
+            -(sft_log_prob.detach() * sft).sum(),
+            (p * sft).sum(),
+            ((p < alpha) & sft_mask).sum().to(p.dtype),
+        ]
+    )
+    scale = info["dp_size"] / max(float(info["batch_num_tokens"]), 1.0)
+    return (stats * scale).tolist()
+
+
+def trapo_loss(
+    config: Any,
+    model_output: dict[str, torch.Tensor],
+    data: TensorDict,
+    dp_group=None,
+    trapo_config: TrapoLossConfig | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """TRAPO loss for verl's engines (FSDP and Megatron share this contract); see the module docstring.
+
+    Install with ``actor_rollout_wg.set_loss_fn(partial(trapo_loss, config=actor_config, trapo_config=...))``.
+
+    Args:
+        config: the actor's ``ActorConfig`` (read: ``loss_scale_factor``, ``entropy_coeff``, ``use_kl_loss``,
+            ``kl_loss_coef``, ``kl_loss_type`` and whatever the RL loss reads; ``global_batch_info`` is written).
+        model_output: ``{"log_probs": (bs, j) nested, "entropy": (bs, j) nested, optional}`` from the engine.
+        data: the micro-batch TensorDict (fields in the module docstring).
+        dp_group: unused (the engine all-reduces ``batch_num_tokens`` before the split); kept for the contract.
+        trapo_config: :class:`TrapoLossConfig`; ``None`` → defaults (α = 0.1, c_sft = 1, vanilla RL).
+
+    Returns:
+        ``(loss, metrics)``: the scalar loss to back-propagate (before Megatron's ``num_micro_batch`` rescaling,
+        which the engine applies) and ``{name: Metric | float}``.
+    """
+    trapo_config = trapo_config or TrapoLossConfig()
+    log_prob = no_padding_2_padding(model_output["log_probs"], data)  # (bs, L) response slice
+    entropy = model_output.get("entropy", None)
+    batch, masks_missing = _read_batch(data, log_prob.shape[-1])
+    if masks_missing:
+        logger.debug("TRAPO batch without prefix_mask/sft_mask: trained as unguided (RL only)")
+    response_mask = batch["response_mask"].bool()
+    rl_mask, sft_mask = trapo_token_masks(response_mask, batch.get("prefix_mask"), batch.get("sft_mask"))
+    info, is_global = _global_batch_info(config, data, response_mask)
+    config.global_batch_info.update(info)  # the registered RL losses aggregate with config.global_batch_info
+    agg = {"loss_agg_mode": trapo_config.loss_agg_mode, **info}
+    aggregation = AggregationType.SUM if is_global else AggregationType.MEAN
+
+    pg_loss, pg_metrics = _rl_term(config, trapo_config, batch, log_prob, rl_mask)
+    # TrSFT on sft tokens; log p zeroed elsewhere so junk at other slots cannot reach the product
+    sft_log_prob = torch.where(sft_mask, log_prob, 0.0)
+    sft_mat, p = trsft_token_loss(sft_log_prob, trapo_config.alpha)
+    sft_loss = agg_loss(loss_mat=sft_mat, loss_mask=sft_mask, **agg)
+    policy_loss = pg_loss + trapo_config.sft_coef * sft_loss
+
+    metrics: dict[str, Any] = Metric.from_dict(pg_metrics, aggregation=AggregationType.MEAN)
+    metrics["actor/pg_loss"] = Metric(value=pg_loss, aggregation=aggregation)
+    metrics[_PREFIX + "rl_loss"] = Metric(value=pg_loss, aggregation=aggregation)
+    metrics[_PREFIX + "sft_loss"] = Metric(value=sft_loss, aggregation=aggregation)
+    if entropy is not None:
+        # entropy bonus on every response token, expert prefix included, as the official code
+        entropy_loss = agg_loss(loss_mat=no_padding_2_padding(entropy, data), loss_mask=response_mask, **agg)
+        policy_loss = policy_loss - config.entropy_coeff * entropy_loss
+        metrics["actor/entropy_loss"] = Metric(value=entropy_loss, aggregation=aggregation)
+    if config.use_kl_loss:
+        # KL to the reference on the model's own tokens only: on expert tokens it would pull against the SFT
+        kld = kl_penalty(logprob=log_prob, ref_logprob=batch["ref_log_prob"], kl_penalty=config.kl_loss_type)
+        kl_loss = agg_loss(loss_mat=kld, loss_mask=rl_mask, **agg)
+        policy_loss = policy_loss + config.kl_loss_coef * kl_loss
+        metrics["kl_loss"] = Metric(value=kl_loss, aggregation=aggregation)
+        metrics["kl_coef"] = config.kl_loss_coef
+
+    rl_share, sft_share, nll, p_sum, low_p = _token_stats(info, rl_mask, sft_mask, sft_log_prob, p, trapo_config.alpha)
+    for key, value in (("rl_token_share", rl_share), ("sft_token_share", sft_share)):
+        metrics[_PREFIX + key] = Metric(value=value, aggregation=aggregation)
+    for key, value in zip(_SFT_MEANS, (nll, p_sum, low_p)):
+        metrics[_PER_RESP + key] = Metric(value=value, aggregation=aggregation)
+    metrics[_PREFIX + "masks_missing"] = Metric(value=float(masks_missing), aggregation=AggregationType.MEAN)
+    return policy_loss, metrics
+
+
+def finalize_trapo_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Turns the loss's per-response-token sums into means over SFT tokens, in place; returns ``metrics``.
+
+    ``actor/trapo/{q} = actor/trapo/per_resp_token/{q} / actor/trapo/sft_token_share`` for q in
+    (sft_nll, sft_p_mean, sft_p_lt_alpha_share); 0 when there is no SFT token. Exact for one mini-batch per step
+    (the official setting); with several, verl averages each key over mini-batches first, so the ratio weights
+    mini-batches by their response-token count. Keys absent from ``metrics`` are left alone.
+    """
+    share = metrics.get(_PREFIX + "sft_token_share")
+    for key in _SFT_MEANS:
+        raw = metrics.pop(_PER_RESP + key, None)
+        if raw is None or share is None:
+            continue
+        metrics[_PREFIX + key] = float(raw) / float(share) if float(share) > 0 else 0.0
+    return metrics

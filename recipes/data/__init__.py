@@ -1,0 +1,56 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""Data preparation: training sets and math benchmarks to verl parquet (see README.md in this folder).
+
+Importing this package is cheap: ``datasets``, ``math_verify`` and ``transformers`` load only when used.
+"""
+
+from .answers import e_notation_to_latex, extract_think, last_boxed, normalize_gold, problem_key
+from .dedup import DedupReport, decontaminate, dedup, exclusion_keys
+from .io import Records, SourceError, load_records, row_schema, write_parquet
+from .prepare import PrepareOptions, PrepareSummary, prepare, prepare_many, to_verl_row
+from .specs import EVAL_SIX, SPECS, DatasetSpec, Problem, SchemaError, build_problems, get_spec
+from .templates import DEFAULT_TEMPLATE, TEMPLATES, PromptTemplate, get_template
+from .traces import OPENR1_220K, JoinReport, attach_second_traces, pick_trace
+from .validate import DataValidationError, Failure, ValidationReport, math_verify_gold_check, validate
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "EVAL_SIX",
+    "OPENR1_220K",
+    "SPECS",
+    "TEMPLATES",
+    "DataValidationError",
+    "DatasetSpec",
+    "DedupReport",
+    "Failure",
+    "JoinReport",
+    "PrepareOptions",
+    "PrepareSummary",
+    "Problem",
+    "PromptTemplate",
+    "Records",
+    "SchemaError",
+    "SourceError",
+    "ValidationReport",
+    "attach_second_traces",
+    "build_problems",
+    "decontaminate",
+    "dedup",
+    "e_notation_to_latex",
+    "exclusion_keys",
+    "extract_think",
+    "get_spec",
+    "get_template",
+    "last_boxed",
+    "load_records",
+    "math_verify_gold_check",
+    "normalize_gold",
+    "pick_trace",
+    "prepare",
+    "prepare_many",
+    "problem_key",
+    "row_schema",
+    "to_verl_row",
+    "validate",
+    "write_parquet",
+]

@@ -1,0 +1,227 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""The preparation pipeline: load -> build -> filter -> dedup -> decontaminate -> second traces -> validate -> write.
+
+One verl row per problem (VERL.md section 6)::
+
+    data_source   the dataset name (``aime24``, ``openr1_46k``, ...)
+    prompt        the chat list of the prompt template
+    ability       "math"
+    reward_model  {"style": "rule", "ground_truth": <normalized gold>}
+    extra_info    {"split": "train"|"test", "index": <row number>, "problem_id": "<dataset>/<source id>",
+                   "raw_problem": <problem without template>, "expert_solutions": [<think content>, ...]}
+
+``extra_info.expert_solutions`` is the field the TRAPO rollout reads: the DeepSeek-R1 reasoning only (text
+between ``<think>`` and ``</think>``, tags excluded), one entry per trace, ``[]`` for sets without traces.
+Benchmark rows are written once each (no x32 copies): sample ``n`` per row at generation time and group the
+samples by ``problem_id`` for pass@k (MATH_EVAL.md section 2.2).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dedup import DedupReport, count_duplicates, decontaminate, dedup, exclusion_keys
+from .io import is_local, load_records, write_parquet
+from .specs import DatasetSpec, Problem, build_problems, get_spec
+from .templates import DEFAULT_TEMPLATE, TEMPLATES, PromptTemplate
+from .traces import OPENR1_220K, JoinReport, attach_second_traces
+from .validate import (
+    DataValidationError,
+    GoldCheck,
+    ValidationReport,
+    apply_validation,
+    math_verify_gold_check,
+    validate,
+)
+
+
+@dataclass
+class PrepareOptions:
+    """Knobs of :func:`prepare`; every field has a command-line flag of the same name in scripts/data/prepare.py."""
+
+    source: str | None = None
+    """Hub id or local .json/.jsonl/.parquet file; default: the spec's hub id."""
+    hub_config: str | None = None
+    """Hub config name; default: the spec's."""
+    hub_split: str | None = None
+    """Hub split; default: the spec's."""
+    template: PromptTemplate = TEMPLATES[DEFAULT_TEMPLATE]
+    """Prompt template applied to every problem."""
+    fields: dict[str, str] = field(default_factory=dict)
+    """Field-name overrides, logical name -> (dotted) key in the source."""
+    drop_invalid: bool = False
+    """Drop rows that fail validation; otherwise any failure aborts without writing."""
+    dedup: bool | None = None
+    """Deduplicate on the problem text; default: yes for training sets, no for benchmarks."""
+    levels: tuple[int, ...] | None = None
+    """MATH levels to keep (math_train only); rows without a level are dropped when set."""
+    exclude: tuple[str, ...] = ()
+    """Files whose problems are removed from a training set (decontamination)."""
+    second_traces: str | None = None
+    """OpenR1-Math-220k hub id or file to take a second expert trace from (openr1_46k only)."""
+    join_on: str = "auto"
+    """How second traces are joined: 'uuid', 'problem' (normalized text) or 'auto'."""
+    trace_correctness: str = "math_verify"
+    """Which 220k correctness flag accepts a trace: 'math_verify' or 'any' (math-verify or the Llama judge)."""
+    min_traces: int | None = None
+    """Expert traces a row needs to be valid; default 1 for sets with traces, else 0."""
+    max_trace_tokens: int | None = None
+    """Skip second-trace candidates longer than this many tokens of ``tokenizer``."""
+    tokenizer: str | None = None
+    """Tokenizer path for ``max_trace_tokens``."""
+    limit: int | None = None
+    """Read only the first ``limit`` source rows (smoke runs)."""
+    gold_check: GoldCheck | None = math_verify_gold_check
+    """Gold self-consistency check (None skips it)."""
+    progress: bool = True
+    """Show tqdm progress bars."""
+
+
+@dataclass
+class PrepareSummary:
+    dataset: str
+    origin: str
+    output: Path
+    n_loaded: int
+    n_written: int
+    n_level_filtered: int = 0
+    dedup: DedupReport | None = None
+    n_duplicates_kept: int = 0
+    decontaminated: list[str] = field(default_factory=list)
+    join: JoinReport | None = None
+    validation: ValidationReport | None = None
+    failures_path: Path | None = None
+    n_with_traces: dict[int, int] = field(default_factory=dict)
+
+    def format(self) -> str:
+        lines = [f"== {self.dataset} ({self.origin})", f"  loaded {self.n_loaded} rows"]
+        if self.n_level_filtered:
+            lines.append(f"  level filter dropped {self.n_level_filtered}")
+        if self.dedup is not None:
+            lines.append("  " + self.dedup.format().replace("\n", "\n  "))
+        if self.n_duplicates_kept:
+            lines.append(f"  WARNING: {self.n_duplicates_kept} rows repeat an earlier problem text (kept)")
+        if self.decontaminated:
+            lines.append(f"  decontamination dropped {len(self.decontaminated)}: {', '.join(self.decontaminated[:5])}")
+        if self.join is not None:
+            lines.append("  " + self.join.format().replace("\n", "\n  "))
+        if self.validation is not None:
+            lines.append("  " + self.validation.format(limit=10).replace("\n", "\n  "))
+        if self.n_with_traces:
+            lines.append(f"  rows by number of expert traces: {dict(sorted(self.n_with_traces.items()))}")
+        if self.failures_path:
+            lines.append(f"  failures: {self.failures_path}")
+        lines.append(f"  wrote {self.n_written} rows -> {self.output}")
+        return "\n".join(lines)
+
+
+def to_verl_row(p: Problem, spec: DatasetSpec, index: int, template: PromptTemplate) -> dict:
+    """verl's parquet row for one validated problem (schema in the module docstring)."""
+    return {
+        "data_source": spec.name,
+        "prompt": template.render(p.problem),
+        "ability": "math",
+        "reward_model": {"style": "rule", "ground_truth": p.gold},
+        "extra_info": {
+            "split": "train" if spec.kind == "train" else "test",
+            "index": index,
+            "problem_id": p.problem_id,
+            "raw_problem": p.problem,
+            "expert_solutions": list(p.expert_solutions),
+        },
+    }
+
+
+def _check_options(spec: DatasetSpec, opts: PrepareOptions):
+    if opts.levels is not None and spec.name != "math_train":
+        raise ValueError(f"--levels applies to math_train only, not {spec.name}")
+    if opts.second_traces is not None and not spec.expert_traces:
+        raise ValueError(f"--second-traces applies to sets with expert traces (openr1_46k), not {spec.name}")
+    if opts.exclude and spec.kind != "train":
+        raise ValueError(f"--exclude decontaminates training sets; {spec.name} is a benchmark")
+    if (opts.max_trace_tokens is None) != (opts.tokenizer is None):
+        raise ValueError("--max-trace-tokens and --tokenizer go together: pass both or neither")
+
+
+def _token_budget(opts: PrepareOptions):
+    if opts.max_trace_tokens is None:
+        return None
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(opts.tokenizer)
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"]) <= opts.max_trace_tokens
+
+
+def prepare(name: str, output: str | Path, opts: PrepareOptions | None = None) -> PrepareSummary:
+    """Prepare dataset ``name`` into the verl parquet ``output``; raises DataValidationError on invalid rows.
+
+    The per-row failure list is written to ``<output stem>.failures.json`` whenever a row fails validation.
+    """
+    spec, opts, output = get_spec(name), opts or PrepareOptions(), Path(output)
+    _check_options(spec, opts)
+    source = opts.source or spec.hub_id
+    hub = (
+        {}
+        if is_local(source)
+        else {"config": opts.hub_config or spec.hub_config, "split": opts.hub_split or spec.hub_split}
+    )
+    records = load_records(source, **hub)
+    problems = build_problems(spec, records, opts.fields, limit=opts.limit, progress=opts.progress)
+    summary = PrepareSummary(spec.name, records.origin, output, n_loaded=len(problems), n_written=0)
+
+    if opts.levels is not None:
+        kept = [p for p in problems if p.level in opts.levels]
+        summary.n_level_filtered, problems = len(problems) - len(kept), kept
+    if opts.dedup if opts.dedup is not None else spec.dedup:
+        problems, summary.dedup = dedup(problems)
+    else:
+        summary.n_duplicates_kept = count_duplicates(problems)
+    if opts.exclude:
+        problems, summary.decontaminated = decontaminate(problems, exclusion_keys(opts.exclude))
+    if opts.second_traces is not None:
+        trace_hub = {} if is_local(opts.second_traces) else {"config": OPENR1_220K.hub_config, "split": "train"}
+        columns = [c for cands in OPENR1_220K.fields.values() for c in cands]
+        traces = load_records(opts.second_traces, columns=columns, **trace_hub)
+        summary.join = attach_second_traces(
+            problems,
+            traces,
+            join_on=opts.join_on,
+            correctness=opts.trace_correctness,
+            fits=_token_budget(opts),
+            progress=opts.progress,
+        )
+
+    min_traces = opts.min_traces if opts.min_traces is not None else int(spec.expert_traces)
+    summary.validation = validate(
+        spec.name, problems, min_traces=min_traces, gold_check=opts.gold_check, progress=opts.progress
+    )
+    summary.failures_path = _write_failures(summary.validation, output)
+    try:
+        problems = apply_validation(problems, summary.validation, drop_invalid=opts.drop_invalid)
+    except DataValidationError as e:
+        raise DataValidationError(f"{e}\nFull failure list: {summary.failures_path}") from None
+
+    rows = [to_verl_row(p, spec, i, opts.template) for i, p in enumerate(problems)]
+    write_parquet(rows, output)
+    summary.n_written = len(rows)
+    for p in problems:
+        summary.n_with_traces[len(p.expert_solutions)] = summary.n_with_traces.get(len(p.expert_solutions), 0) + 1
+    return summary
+
+
+def _write_failures(report: ValidationReport, output: Path) -> Path | None:
+    path = output.with_name(output.stem + ".failures.json")
+    if not report.failures:
+        path.unlink(missing_ok=True)  # a stale list from an earlier run would mislead
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+    return path
+
+
+def prepare_many(names: Sequence[str], out_dir: str | Path, opts_by_name: dict[str, PrepareOptions]):
+    """Prepare several datasets into ``out_dir/<name>.parquet``; returns their summaries."""
+    return [prepare(n, Path(out_dir) / f"{n}.parquet", opts_by_name.get(n)) for n in names]

@@ -1,0 +1,136 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""A second expert trace per problem from OpenR1-Math-220k (TRAPO uses two R1 traces per prompt).
+
+OpenR1-Math-46k-8192 carries one DeepSeek-R1 trace per problem; OpenR1-Math-220k (its source) has 2-4 per
+problem. For every 46k problem we take the first 220k generation that
+
+* is graded correct (``correctness_math_verify``; ``correctness="any"`` also accepts ``correctness_llama``),
+* finished (``is_reasoning_complete`` and ``finish_reasons == "stop"`` where those fields exist),
+* has a ``</think>`` and a think content different from the traces the problem already has,
+* fits ``fits(think)`` when given (e.g. a token budget),
+
+and append its think content to ``expert_solutions``. Rows are joined on ``uuid`` when both sides have one,
+otherwise on the normalized problem text (the LUFFY copy of the 46k set has no uuid column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .answers import extract_think, problem_key
+from .io import Records, get_path
+from .specs import DatasetSpec, Problem, resolve_fields
+
+OPENR1_220K = DatasetSpec(
+    "openr1_220k",
+    "traces",
+    "open-r1/OpenR1-Math-220k",
+    "train",
+    build=lambda *a: None,  # never built as a dataset: read row by row by attach_second_traces
+    fields={
+        "uuid": ("uuid",),
+        "problem": ("problem",),
+        "generations": ("generations",),
+        "correctness_math_verify": ("correctness_math_verify",),
+        "correctness_llama": ("correctness_llama",),
+        "is_reasoning_complete": ("is_reasoning_complete",),
+        "finish_reasons": ("finish_reasons",),
+    },
+    hub_config="default",
+    optional=frozenset({"uuid", "correctness_llama", "is_reasoning_complete", "finish_reasons"}),
+)
+
+
+@dataclass
+class JoinReport:
+    join_on: str
+    n_problems: int
+    n_matched: int = 0
+    n_attached: int = 0
+    no_acceptable: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+    def format(self, limit: int = 5) -> str:
+        text = (
+            f"second traces (join on {self.join_on}): {self.n_attached} of {self.n_problems} problems got one; "
+            f"{len(self.unmatched)} not found in the trace source, {len(self.no_acceptable)} found without an "
+            f"acceptable distinct trace"
+        )
+        for name, ids in (("not found", self.unmatched), ("no acceptable trace", self.no_acceptable)):
+            if ids:
+                text += f"\n  {name}: {', '.join(ids[:limit])}" + (" ..." if len(ids) > limit else "")
+        return text
+
+
+def _at(values: dict, name: str, j: int):
+    seq = values.get(name)
+    if seq is None:
+        return None
+    seq = seq.tolist() if hasattr(seq, "tolist") else seq
+    return seq[j] if j < len(seq) else None
+
+
+def pick_trace(values: dict, existing: Sequence[str], *, correctness: str = "math_verify", fits=None) -> str | None:
+    """Think content of the first acceptable generation of one 220k row (see the module docstring)."""
+    generations = values["generations"]
+    generations = generations.tolist() if hasattr(generations, "tolist") else generations or []
+    for j, text in enumerate(generations):
+        correct = _at(values, "correctness_math_verify", j) is True
+        if correctness == "any":
+            correct = correct or _at(values, "correctness_llama", j) is True
+        complete = _at(values, "is_reasoning_complete", j) is not False
+        stopped = _at(values, "finish_reasons", j) in (None, "stop")
+        if not (correct and complete and stopped and isinstance(text, str)):
+            continue
+        think = extract_think(text)
+        if think and think not in existing and (fits is None or fits(think)):
+            return think
+    return None
+
+
+def attach_second_traces(
+    problems: Sequence[Problem],
+    records: Records,
+    *,
+    join_on: str = "auto",
+    correctness: str = "math_verify",
+    fits: Callable[[str], bool] | None = None,
+    progress: bool = True,
+) -> JoinReport:
+    """Append one trace from ``records`` (OpenR1-Math-220k rows) to each problem in place; returns a report."""
+    from tqdm.auto import tqdm
+
+    if join_on not in ("auto", "uuid", "problem"):
+        raise ValueError(f"join_on must be 'auto', 'uuid' or 'problem', got {join_on!r}")
+    if correctness not in ("math_verify", "any"):
+        raise ValueError(f"correctness must be 'math_verify' or 'any', got {correctness!r}")
+    if join_on == "auto":
+        join_on = "uuid" if problems and all(p.uuid for p in problems) else "problem"
+    if join_on == "uuid" and not all(p.uuid for p in problems):
+        missing = [p.problem_id for p in problems if not p.uuid][:5]
+        raise ValueError(f"join_on='uuid' but some problems have no uuid (e.g. {missing}); use join_on='problem'")
+    key_of = (lambda p: p.uuid) if join_on == "uuid" else (lambda p: problem_key(p.problem))
+    wanted: dict[str, list[Problem]] = {}
+    for p in problems:
+        wanted.setdefault(key_of(p), []).append(p)
+    report, matched, resolved = JoinReport(join_on, len(problems)), set(), None
+    for row in tqdm(records, desc="second traces: scanning", disable=not progress):
+        resolved = resolved or resolve_fields(OPENR1_220K, row)
+        if join_on == "uuid" and resolved["uuid"] is None:
+            raise ValueError(f"{records.origin} has no uuid column; use join_on='problem'")
+        key = str(get_path(row, "uuid")) if join_on == "uuid" else problem_key(str(get_path(row, "problem")))
+        if key not in wanted or key in matched:
+            continue
+        matched.add(key)
+        values = {name: (get_path(row, path) if path else None) for name, path in resolved.items()}
+        for p in wanted[key]:
+            think = pick_trace(values, p.expert_solutions, correctness=correctness, fits=fits)
+            if think is None:
+                report.no_acceptable.append(p.problem_id)
+            else:
+                p.expert_solutions.append(think)
+                report.n_attached += 1
+    report.n_matched = sum(len(wanted[k]) for k in matched)
+    report.unmatched = [p.problem_id for k, ps in wanted.items() if k not in matched for p in ps]
+    return report

@@ -1,0 +1,633 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""Experiment 2: staleness and learning-rate stress of GRPO, GSPO and QUATRO on a synthetic many-prompt policy.
+
+Task. P prompts; a response is L tokens over a vocabulary of V symbols (V^L responses, all enumerable). Prompt q
+has a target set S_q of m symbols and a threshold k: reward 1 iff at least k of the L tokens lie in S_q. The
+(m, k) pairs cycle over a fixed list, so prompts range from hard (success ≈ 0.05 under the initial policy) to easy
+(≈ 0.9).
+
+Policy. One small autoregressive network shared by all prompts: embeddings of the prompt, of every earlier token
+(the full history, padded) and of the position feed Linear → tanh → Linear(V). It is evaluated once on every
+prefix of every prompt, so the log-probability of each of the V^L responses, the expected reward, the entropy and
+the per-prompt KL(π_new ‖ π_old) are all exact, not sampled.
+
+Loop (one iteration). π_old ← π_θ; sample G responses per prompt from π_old; rewards; advantages from the
+registered estimator (``grpo`` or ``quatro``); then K Adam steps (gradient-norm clip 1.0, verl's actor default)
+on the same batch with the registered policy loss (``vanilla`` for GRPO, ``gspo``, ``quatro``), all called
+through verl's registries. K > 1 is the staleness the QUATRO paper stresses. After the K steps the exact
+per-prompt KL(π_new ‖ π_old) is recorded for every prompt.
+
+Population check. Free (tabular) logits per prefix start uniform, so a "group" holding every response once is
+π_old exactly, and the ``quatro`` estimator's targets and the loss's sequence mean are population quantities. Run
+to convergence, QUATRO must end at KL(π‖π_old) = δ per prompt; GRPO and GSPO are shown on the same footing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from verl.trainer.ppo.core_algos import get_adv_estimator_fn, get_policy_loss_fn
+from verl.workers.config import ActorConfig, PolicyLossConfig
+
+import trustrl.advantage.quatro  # noqa: F401  (registers the "quatro" estimator)
+from trustrl.policy_loss.quatro import QuatroPolicyLossConfig
+from trustrl.recipes.lab._common import Log, Section, md_table, pyplot, save_figure, silent
+
+# (m, k): |S_q| and the number of tokens that must fall in S_q; cycled over the prompts
+DIFFICULTY = ((3, 4), (1, 2), (2, 3), (4, 4), (3, 3), (2, 2), (1, 1), (5, 4), (3, 2), (4, 3), (2, 1), (4, 2))
+# population check: (m, k) giving success rates 0.13, 0.41, 0.89 under the uniform policy with V = 6, L = 4
+POPULATION_PROMPTS = ((1, 2), (2, 2), (4, 2))
+TASK_SEED = 1234
+# a run "collapsed" when its final reward ends this far below its best
+COLLAPSE_DROP = 0.05
+
+
+@dataclass(frozen=True)
+class Method:
+    """One algorithm: verl registry names and the actor-config options it runs with."""
+
+    name: str
+    estimator: str
+    loss: str
+    loss_agg_mode: str
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+
+
+METHODS = {
+    "grpo": Method("GRPO", "grpo", "vanilla", "token-mean"),
+    # verl's GSPO example: clip 3e-4 / 4e-4, sequence-mean aggregation
+    "gspo": Method("GSPO", "grpo", "gspo", "seq-mean-token-mean", 3e-4, 4e-4),
+    "quatro": Method("QUATRO", "quatro", "quatro", "seq-mean-token-mean"),
+}
+
+
+@dataclass(frozen=True)
+class StalenessConfig:
+    """Sizes of experiment 2 (defaults: the full lab run)."""
+
+    num_prompts: int = 64
+    vocab: int = 6
+    length: int = 4
+    group_size: int = 8
+    iterations: int = 40
+    ks: tuple[int, ...] = (1, 4, 16)
+    lrs: tuple[float, ...] = (0.03, 0.1)
+    methods: tuple[str, ...] = ("grpo", "gspo", "quatro")
+    seeds: tuple[int, ...] = (0,)
+    # QUATRO's radius in the main grid; δ_sweep adds QUATRO runs at the largest K
+    delta: float = 0.05
+    delta_sweep: tuple[float, ...] = (0.01, 0.1)
+    ratio_level: str = "seq_len_norm"
+    hidden: int = 48
+    grad_clip: float = 1.0
+    # population check
+    population_deltas: tuple[float, ...] = (0.01, 0.05, 0.1)
+    population_steps: int = 600
+    population_lr: float = 0.05
+    population_vocab: int = 6
+    population_length: int = 4
+
+    def __post_init__(self):
+        if self.length < 2 or self.population_length < 2:
+            raise ValueError("length must be >= 2 (the policy embeds the L-1 earlier tokens)")
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+
+
+# --------------------------------------------------------------------------------------- task and policy
+
+
+class SequenceSpace:
+    """All V^L responses and all prefixes ("nodes") of length 0..L−1.
+
+    Attributes:
+        tokens: (N, L) int64, response n = digits of n in base V, most significant first.
+        flat_index: (N, L) int64, index of (node of position t, token t) in a flattened (nodes, V) table.
+        node_history: (nodes, L−1) int64, earlier tokens of each node, padded with V.
+        node_position: (nodes,) int64, prefix length of each node.
+    """
+
+    def __init__(self, vocab: int, length: int):
+        self.vocab, self.length = vocab, length
+        self.num_responses = vocab**length
+        n = torch.arange(self.num_responses)
+        powers = vocab ** torch.arange(length - 1, -1, -1)
+        self.tokens = (n.unsqueeze(-1) // powers) % vocab
+        offsets = [sum(vocab**s for s in range(t)) for t in range(length)]
+        self.num_nodes = offsets[-1] + vocab ** (length - 1)
+        node_of = torch.stack([offsets[t] + n // vocab ** (length - t) for t in range(length)], dim=-1)
+        self.flat_index = node_of * vocab + self.tokens
+        history = torch.full((self.num_nodes, length - 1), vocab, dtype=torch.int64)
+        position = torch.zeros(self.num_nodes, dtype=torch.int64)
+        for t in range(length):
+            prefixes = torch.arange(vocab**t)
+            position[offsets[t] + prefixes] = t
+            for j in range(t):
+                history[offsets[t] + prefixes, j] = (prefixes // vocab ** (t - 1 - j)) % vocab
+        self.node_history, self.node_position = history, position
+
+    def sequence_log_probs(self, node_log_probs: torch.Tensor) -> torch.Tensor:
+        """(P, nodes, V) conditional log-probs → (P, N) log-probability of every response."""
+        return node_log_probs.flatten(1)[:, self.flat_index].sum(-1)
+
+    def token_log_probs(self, node_log_probs: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """(P, nodes, V) and (P, G) response ids → (P·G, L) per-token log-probs of those responses."""
+        num_prompts, group = responses.shape
+        index = self.flat_index[responses].reshape(num_prompts, group * self.length)
+        return node_log_probs.flatten(1).gather(1, index).reshape(num_prompts * group, self.length)
+
+
+def make_rewards(space: SequenceSpace, difficulties, seed: int) -> torch.Tensor:
+    """(P, N) binary rewards: 1 iff at least k of the L tokens lie in the prompt's random m-subset."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for m, k in difficulties:
+        subset = torch.randperm(space.vocab, generator=generator)[: min(m, space.vocab)]
+        hits = torch.isin(space.tokens, subset).sum(-1)
+        rows.append((hits >= min(k, space.length)).double())
+    return torch.stack(rows)
+
+
+class TinyPolicy(nn.Module):
+    """Autoregressive policy shared by all prompts: [prompt, earlier tokens, position] → Linear → tanh → Linear."""
+
+    def __init__(self, space: SequenceSpace, num_prompts: int, hidden: int = 48):
+        super().__init__()
+        self.space = space
+        self.prompt = nn.Embedding(num_prompts, 12)
+        self.token = nn.Embedding(space.vocab + 1, 8)
+        self.position = nn.Embedding(space.length, 4)
+        self.hidden = nn.Linear(12 + 8 * (space.length - 1) + 4, hidden)
+        self.out = nn.Linear(hidden, space.vocab)
+        with torch.no_grad():
+            # a near-uniform start (entropy close to L·log V)
+            self.out.weight.mul_(0.3)
+
+    def node_log_probs(self) -> torch.Tensor:
+        """(P, nodes, V) log π(token | prompt, prefix) for every prompt and prefix."""
+        node_features = torch.cat(
+            [self.token(self.space.node_history).flatten(1), self.position(self.space.node_position)], dim=-1
+        )
+        # the first layer split into its prompt and prefix parts, broadcast over (P, nodes)
+        w_prompt, w_node = self.hidden.weight.split([12, node_features.shape[-1]], dim=1)
+        pre = (self.prompt.weight @ w_prompt.T).unsqueeze(1) + (node_features @ w_node.T + self.hidden.bias)
+        return torch.log_softmax(self.out(torch.tanh(pre)), dim=-1)
+
+
+def actor_config(method: Method, group_size: int, ratio_level: str) -> ActorConfig:
+    """verl's ActorConfig for one method (GSPO asserts a real ActorConfig instance)."""
+    if method.loss == "quatro":
+        policy_loss = QuatroPolicyLossConfig(ratio_level=ratio_level)
+    else:
+        policy_loss = PolicyLossConfig(loss_mode=method.loss)
+    return ActorConfig(
+        strategy="fsdp",
+        rollout_n=group_size,
+        ppo_micro_batch_size_per_gpu=1,
+        clip_ratio_low=method.clip_low,
+        clip_ratio_high=method.clip_high,
+        loss_agg_mode=method.loss_agg_mode,
+        policy_loss=policy_loss,
+    )
+
+
+def advantages(method: Method, rewards: torch.Tensor, index: np.ndarray, length: int, delta: float):
+    """Token-level advantages (B, L) from the registered estimator; the outcome reward sits on the last token."""
+    token_rewards = torch.zeros(len(rewards), length, dtype=torch.float32)
+    token_rewards[:, -1] = rewards.float()
+    mask = torch.ones(len(rewards), length)
+    estimator = get_adv_estimator_fn(method.estimator)
+    if method.estimator == "quatro":
+        adv, _ = estimator(token_rewards, mask, index=index, config={"quatro": {"delta": delta}})
+    else:
+        adv, _ = estimator(token_rewards, mask, index=index, norm_adv_by_std_in_grpo=True)
+    return adv, mask
+
+
+def policy_loss(method: Method, config: ActorConfig, old, new, adv, mask) -> torch.Tensor:
+    loss_fn = get_policy_loss_fn(method.loss)
+    loss, _ = loss_fn(
+        old_log_prob=old,
+        log_prob=new,
+        advantages=adv,
+        response_mask=mask,
+        loss_agg_mode=method.loss_agg_mode,
+        config=config,
+        rollout_is_weights=None,
+    )
+    return loss
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+@dataclass
+class RunResult:
+    """One training run; exact quantities, averaged over prompts where noted."""
+
+    method: str
+    k: int
+    lr: float
+    delta: float
+    seed: int
+    reward: np.ndarray  # (iterations+1,) mean expected reward, before each iteration and at the end
+    entropy: np.ndarray  # (iterations+1,) mean entropy (nats per response)
+    kl: np.ndarray  # (iterations, P) KL(π_new ‖ π_old) after each iteration's K steps
+    active: np.ndarray  # (iterations, P) 0 < c < G in that iteration's sampled group
+    diverged: bool
+    wall_s: float
+
+    def summary(self) -> dict[str, float]:
+        kl_all, kl_active = self.kl.reshape(-1), self.kl[self.active]
+        kl_active = kl_active if kl_active.size else np.zeros(1)
+        return {
+            "reward_mid": float(self.reward[len(self.reward) // 2]),
+            "reward_final": float(self.reward[-1]),
+            "entropy_final": float(self.entropy[-1]),
+            "kl_median": float(np.median(kl_all)),
+            "kl_p90": float(np.quantile(kl_all, 0.9)),
+            "kl_max": float(kl_all.max()),
+            "kl_active_median": float(np.median(kl_active)),
+            "kl_active_p90": float(np.quantile(kl_active, 0.9)),
+            "share_active_above_2delta": float((kl_active > 2 * self.delta).mean()),
+            "collapsed": float(self.reward[-1] < self.reward.max() - COLLAPSE_DROP),
+            "diverged": float(self.diverged),
+        }
+
+
+def _exact(space: SequenceSpace, node_lp: torch.Tensor, rewards: torch.Tensor):
+    seq_lp = space.sequence_log_probs(node_lp).double()
+    probs = seq_lp.exp()
+    return seq_lp, float((probs * rewards).sum(-1).mean()), float(-(probs * seq_lp).sum(-1).mean())
+
+
+def train(cfg: StalenessConfig, method_key: str, k: int, lr: float, seed: int, delta: float | None = None):
+    """One run of ``cfg.iterations`` rollout batches with K updates each; returns a :class:`RunResult`."""
+    start = time.perf_counter()
+    delta = cfg.delta if delta is None else delta
+    method = METHODS[method_key]
+    space = SequenceSpace(cfg.vocab, cfg.length)
+    difficulties = [DIFFICULTY[q % len(DIFFICULTY)] for q in range(cfg.num_prompts)]
+    rewards = make_rewards(space, difficulties, TASK_SEED)
+    torch.manual_seed(seed)
+    policy = TinyPolicy(space, cfg.num_prompts, cfg.hidden)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+    sampler = torch.Generator().manual_seed(10_000 + seed)
+    config = actor_config(method, cfg.group_size, cfg.ratio_level)
+    index = np.repeat(np.arange(cfg.num_prompts), cfg.group_size).astype(object)
+
+    reward_curve, entropy_curve, kls, actives = [], [], [], []
+    diverged = False
+    for _ in range(cfg.iterations):
+        with torch.no_grad():
+            old_node_lp = policy.node_log_probs()
+            old_seq_lp, mean_reward, entropy = _exact(space, old_node_lp, rewards)
+        reward_curve.append(mean_reward)
+        entropy_curve.append(entropy)
+        responses = torch.multinomial(old_seq_lp.exp(), cfg.group_size, replacement=True, generator=sampler)
+        sampled = rewards.gather(1, responses)
+        correct = sampled.sum(-1)
+        actives.append(((correct > 0) & (correct < cfg.group_size)).numpy())
+        adv, mask = advantages(method, sampled.reshape(-1), index, cfg.length, delta)
+        old = space.token_log_probs(old_node_lp, responses)
+        for _ in range(k):
+            loss = policy_loss(method, config, old, space.token_log_probs(policy.node_log_probs(), responses), adv, mask)
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+            optimizer.step()
+        with torch.no_grad():
+            new_seq_lp = space.sequence_log_probs(policy.node_log_probs()).double()
+            kls.append((new_seq_lp.exp() * (new_seq_lp - old_seq_lp)).sum(-1).clamp(min=0).numpy())
+        if diverged:
+            break
+    with torch.no_grad():
+        _, mean_reward, entropy = _exact(space, policy.node_log_probs(), rewards)
+    reward_curve.append(mean_reward)
+    entropy_curve.append(entropy)
+    return RunResult(
+        method=method_key,
+        k=k,
+        lr=lr,
+        delta=delta,
+        seed=seed,
+        reward=np.array(reward_curve),
+        entropy=np.array(entropy_curve),
+        kl=np.stack(kls),
+        active=np.stack(actives),
+        diverged=diverged,
+        wall_s=time.perf_counter() - start,
+    )
+
+
+# ------------------------------------------------------------------------------------------ population check
+
+
+@dataclass
+class PopulationResult:
+    """QUATRO (per δ) and GRPO/GSPO at the population level; one row per prompt."""
+
+    success_old: np.ndarray  # (prompts,) exact p under π_old (uniform)
+    steps: np.ndarray  # (records,) step numbers of the curves
+    quatro_kl: dict[float, np.ndarray] = field(default_factory=dict)  # δ → (records, prompts)
+    quatro_success: dict[float, np.ndarray] = field(default_factory=dict)  # δ → (prompts,) final success
+    target_success: dict[float, np.ndarray] = field(default_factory=dict)  # δ → (prompts,) p' = p·e^{T+}
+    baseline_kl: dict[str, np.ndarray] = field(default_factory=dict)  # GRPO/GSPO → (records, prompts)
+
+
+def _population_run(cfg, space, rewards, method, delta, record_at):
+    """Adam on free logits (prompts, nodes, V) from zero; the whole response space is one group per prompt."""
+    num_prompts = rewards.shape[0]
+    logits = torch.zeros(num_prompts, space.num_nodes, space.vocab, requires_grad=True)
+    optimizer = torch.optim.Adam([logits], lr=cfg.population_lr)
+    responses = torch.arange(space.num_responses).expand(num_prompts, -1)
+    index = np.repeat(np.arange(num_prompts), space.num_responses).astype(object)
+    adv, mask = advantages(method, rewards.reshape(-1), index, space.length, delta)
+    config = actor_config(method, space.num_responses, cfg.ratio_level)
+    with torch.no_grad():
+        old_node_lp = torch.log_softmax(logits, dim=-1)
+        old_seq_lp = space.sequence_log_probs(old_node_lp).double()
+        old = space.token_log_probs(old_node_lp, responses)
+    curve = []
+    for step in range(1, cfg.population_steps + 1):
+        node_lp = torch.log_softmax(logits, dim=-1)
+        loss = policy_loss(method, config, old, space.token_log_probs(node_lp, responses), adv, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step in record_at:
+            with torch.no_grad():
+                seq_lp = space.sequence_log_probs(torch.log_softmax(logits, dim=-1)).double()
+                curve.append((seq_lp.exp() * (seq_lp - old_seq_lp)).sum(-1).numpy())
+    with torch.no_grad():
+        success = (space.sequence_log_probs(torch.log_softmax(logits, dim=-1)).double().exp() * rewards).sum(-1)
+    return np.stack(curve), success.numpy(), adv
+
+
+def population_check(cfg: StalenessConfig, methods: tuple[str, ...] = ("grpo", "gspo")) -> PopulationResult:
+    """QUATRO at δ ∈ ``cfg.population_deltas`` (and the given baselines) run to convergence on exact expectations."""
+    space = SequenceSpace(cfg.population_vocab, cfg.population_length)
+    rewards = make_rewards(space, POPULATION_PROMPTS, TASK_SEED)
+    steps = np.unique(np.geomspace(1, cfg.population_steps, 40).astype(int))
+    result = PopulationResult(success_old=rewards.mean(-1).numpy(), steps=steps)
+    record_at = set(steps.tolist())
+    for delta in cfg.population_deltas:
+        curve, success, adv = _population_run(cfg, space, rewards, METHODS["quatro"], delta, record_at)
+        result.quatro_kl[delta], result.quatro_success[delta] = curve, success
+        # T+ of each prompt: the advantage of any correct response
+        first_correct = rewards.argmax(-1) + torch.arange(len(rewards)) * space.num_responses
+        result.target_success[delta] = result.success_old * np.exp(adv[first_correct, 0].double().numpy())
+    for key in methods:
+        curve, _, _ = _population_run(cfg, space, rewards, METHODS[key], cfg.delta, record_at)
+        result.baseline_kl[METHODS[key].name] = curve
+    return result
+
+
+# ------------------------------------------------------------------------------------------ figures, report
+
+
+def _grid_runs(runs: list[RunResult], cfg: StalenessConfig) -> list[RunResult]:
+    return [r for r in runs if r.delta == cfg.delta or r.method != "quatro"]
+
+
+def _mean_curve(runs: list[RunResult], attr: str) -> np.ndarray:
+    return np.mean([getattr(r, attr) for r in runs], axis=0)
+
+
+def _figure_curves(runs, cfg: StalenessConfig, path: Path) -> Path:
+    plt = pyplot()
+    rows = [(q, lr) for q in ("reward", "entropy") for lr in cfg.lrs]
+    fig, axes = plt.subplots(len(rows), len(cfg.ks), figsize=(4.2 * len(cfg.ks), 2.6 * len(rows)), squeeze=False)
+    grid = _grid_runs(runs, cfg)
+    for (quantity, lr), ax_row in zip(rows, axes):
+        for k, ax in zip(cfg.ks, ax_row):
+            for key in cfg.methods:
+                sel = [r for r in grid if r.method == key and r.k == k and r.lr == lr]
+                if sel:
+                    ax.plot(_mean_curve(sel, quantity), label=METHODS[key].name)
+            ax.set_title(f"{quantity}, K={k}, lr={lr:g}", fontsize=9)
+            ax.set_xlabel("iteration (rollout batch)", fontsize=8)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle(
+        f"Exact mean reward and entropy (nats/response) over {cfg.num_prompts} prompts; "
+        f"QUATRO δ={cfg.delta:g}, {len(cfg.seeds)} seed(s)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _figure_kl(runs, cfg: StalenessConfig, path: Path) -> Path:
+    plt = pyplot()
+    grid = _grid_runs(runs, cfg)
+    sweep = sorted({r.delta for r in runs if r.method == "quatro"})
+    k_max = max(cfg.ks)
+    ncols = len(cfg.ks) + (1 if len(sweep) > 1 else 0)
+    fig, axes = plt.subplots(len(cfg.lrs), ncols, figsize=(4.2 * ncols, 3.4 * len(cfg.lrs)), squeeze=False)
+    colors = dict(zip(cfg.methods, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax_row, lr in zip(axes, cfg.lrs):
+        for k, ax in zip(cfg.ks, ax_row):
+            data, labels, box_colors = [], [], []
+            for key in cfg.methods:
+                sel = [r for r in grid if r.method == key and r.k == k and r.lr == lr]
+                if not sel:
+                    continue
+                all_kl = np.concatenate([r.kl.reshape(-1) for r in sel])
+                active = np.concatenate([r.kl[r.active] for r in sel])
+                data += [np.maximum(all_kl, 1e-6), np.maximum(active, 1e-6)]
+                labels += [f"{METHODS[key].name}\nall", f"{METHODS[key].name}\nactive"]
+                box_colors += [colors[key]] * 2
+            boxes = ax.boxplot(data, whis=(0, 100), patch_artist=True, widths=0.6)
+            for patch, color, j in zip(boxes["boxes"], box_colors, range(len(data))):
+                patch.set(facecolor=color, alpha=0.35 if j % 2 == 0 else 0.75)
+            ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
+            ax.set_yscale("log")
+            ax.axhline(cfg.delta, color="black", ls="--", lw=1, label=f"δ={cfg.delta:g}")
+            ax.set_title(f"per-prompt KL(π_new‖π_old), K={k}, lr={lr:g}", fontsize=9)
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3, axis="y")
+        if ncols > len(cfg.ks):
+            ax = ax_row[-1]
+            sel = {d: [r for r in runs if r.method == "quatro" and r.k == k_max and r.lr == lr] for d in sweep}
+            data = [np.maximum(np.concatenate([r.kl[r.active] for r in sel[d] if r.delta == d]), 1e-6) for d in sweep]
+            ax.boxplot(data, whis=(0, 100), widths=0.5)
+            ax.set_xticks(range(1, len(sweep) + 1), [f"δ={d:g}" for d in sweep], fontsize=8)
+            ax.plot(range(1, len(sweep) + 1), sweep, "k_", ms=30, mew=2, label="δ")
+            ax.set_yscale("log")
+            ax.set_title(f"QUATRO active-prompt KL vs δ, K={k_max}, lr={lr:g}", fontsize=9)
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(
+        "Per-prompt KL after each rollout batch's K updates (box: quartiles, whiskers: min-max). "
+        "'active': prompts whose sampled group had 0 < c < G",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _figure_population(pop: PopulationResult, path: Path) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":"]
+    for i, (delta, curve) in enumerate(pop.quatro_kl.items()):
+        for j in range(curve.shape[1]):
+            label = f"QUATRO δ={delta:g}" if j == 0 else None
+            ax.plot(pop.steps, curve[:, j], styles[j % 3], color=colors[i], label=label)
+        ax.axhline(delta, color=colors[i], lw=0.6, alpha=0.6)
+    for i, (name, curve) in enumerate(pop.baseline_kl.items()):
+        for j in range(curve.shape[1]):
+            ax.plot(pop.steps, curve[:, j], styles[j % 3], color=colors[3 + i], label=name if j == 0 else None)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Adam step on one fixed batch (K → ∞)")
+    ax.set_ylabel("KL(π_θ ‖ π_old), exact")
+    ps = ", ".join(f"{p:.2f}" for p in pop.success_old)
+    ax.set_title(f"Population check: tabular policy, whole response space as the group (p = {ps}: -, --, :)")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _fmt(value: float) -> str:
+    if value == 0 or 1e-3 <= abs(value) < 1e3:
+        return f"{value:.3f}"
+    return f"{value:.2e}"
+
+
+def _grid_table(runs: list[RunResult], cfg: StalenessConfig) -> str:
+    keys = ["reward_mid", "reward_final", "entropy_final", "kl_median", "kl_p90", "kl_max", "kl_active_median",
+            "kl_active_p90", "share_active_above_2delta"]
+    headers = ["lr", "K", "method", "δ", f"reward @{cfg.iterations // 2}", "final reward", "final entropy",
+               "KL median", "KL p90", "KL max", "KL median (active)", "KL p90 (active)", "share KL>2δ (active)",
+               "collapsed / diverged"]
+    rows = []
+    order = sorted({(r.lr, r.k, list(METHODS).index(r.method), r.delta) for r in runs})
+    for lr, k, method_idx, delta in order:
+        key = list(METHODS)[method_idx]
+        sel = [r for r in runs if (r.lr, r.k, r.method, r.delta) == (lr, k, key, delta)]
+        summaries = [r.summary() for r in sel]
+        mean = {name: float(np.mean([s[name] for s in summaries])) for name in keys}
+        bad = f"{int(sum(s['collapsed'] for s in summaries))}/{int(sum(s['diverged'] for s in summaries))}"
+        delta_cell = f"{delta:g}" if key == "quatro" else "-"
+        rows.append([f"{lr:g}", k, METHODS[key].name, delta_cell, *(_fmt(mean[name]) for name in keys), bad])
+    return md_table(headers, rows)
+
+
+def _population_table(pop: PopulationResult) -> str:
+    rows = []
+    for delta, curve in pop.quatro_kl.items():
+        for j, p in enumerate(pop.success_old):
+            rows.append([f"{p:.3f}", f"QUATRO δ={delta:g}", f"{pop.target_success[delta][j]:.4f}",
+                         f"{pop.quatro_success[delta][j]:.4f}", f"{curve[-1, j]:.5f}"])
+    for name, curve in pop.baseline_kl.items():
+        for j, p in enumerate(pop.success_old):
+            rows.append([f"{p:.3f}", name, "-", "-", f"{curve[-1, j]:.5f}"])
+    return md_table(["p under π_old", "method", "target p'", "final p", "final KL(π‖π_old)"], rows)
+
+
+def run_grid(cfg: StalenessConfig, log: Log = silent) -> list[RunResult]:
+    """The main grid (methods × K × lr × seeds at δ) plus QUATRO's δ sweep at the largest K."""
+    jobs = [(m, k, lr, s, cfg.delta) for lr in cfg.lrs for k in cfg.ks for m in cfg.methods for s in cfg.seeds]
+    if "quatro" in cfg.methods:
+        jobs += [("quatro", max(cfg.ks), lr, s, d) for lr in cfg.lrs for d in cfg.delta_sweep for s in cfg.seeds]
+    runs = []
+    for i, (key, k, lr, seed, delta) in enumerate(jobs, 1):
+        result = train(cfg, key, k, lr, seed, delta)
+        summary = result.summary()
+        log(
+            f"exp2 [{i}/{len(jobs)}] {METHODS[key].name:6s} K={k:2d} lr={lr:g} δ={delta:g} seed={seed}: "
+            f"reward {summary['reward_final']:.3f} entropy {summary['entropy_final']:.2f} "
+            f"KL p90 {summary['kl_p90']:.3f} max {summary['kl_max']:.3f} ({result.wall_s:.1f}s)"
+        )
+        runs.append(result)
+    return runs
+
+
+def run(out_dir: Path, cfg: StalenessConfig | None = None, log: Log = silent) -> Section:
+    """Run the population check and the grid, write the three figures and return the report section."""
+    cfg = cfg or StalenessConfig()
+    start = time.perf_counter()
+    pop = population_check(cfg)
+    worst = max(float(np.max(np.abs(curve[-1] - d))) for d, curve in pop.quatro_kl.items())
+    log(f"exp2 population check: max |KL − δ| after {cfg.population_steps} steps = {worst:.1e}")
+    runs = run_grid(cfg, log)
+    figures = [
+        _figure_curves(runs, cfg, out_dir / "fig2_reward_entropy.png"),
+        _figure_kl(runs, cfg, out_dir / "fig2_kl_distribution.png"),
+        _figure_population(pop, out_dir / "fig2_population_kl.png"),
+    ]
+    numbers: dict[str, float] = {"population_max_abs_kl_minus_delta": worst}
+    for lr in cfg.lrs:
+        for key in cfg.methods:
+            sel = [r for r in _grid_runs(runs, cfg) if r.method == key and r.k == max(cfg.ks) and r.lr == lr]
+            tag = f"{key}_K{max(cfg.ks)}_lr{lr:g}"
+            for name in ("reward_final", "entropy_final", "kl_max", "kl_active_p90"):
+                numbers[f"{tag}_{name}"] = float(np.mean([r.summary()[name] for r in sel]))
+    space = SequenceSpace(cfg.vocab, cfg.length)
+    difficulties = [DIFFICULTY[q % len(DIFFICULTY)] for q in range(cfg.num_prompts)]
+    base = make_rewards(space, difficulties, TASK_SEED).mean(-1)
+    body = "\n\n".join(
+        [
+            f"Task: {cfg.num_prompts} prompts, responses of {cfg.length} tokens over {cfg.vocab} symbols "
+            f"({space.num_responses} responses, enumerated exactly); success rate of a uniform policy "
+            f"{float(base.min()):.2f}-{float(base.max()):.2f} across prompts. G = {cfg.group_size}, "
+            f"{cfg.iterations} rollout batches, Adam, grad-norm clip {cfg.grad_clip:g}, seeds {list(cfg.seeds)}. "
+            f"GRPO = `grpo` + `vanilla` (clip 0.2, token-mean); GSPO = `grpo` + `gspo` (clip 3e-4/4e-4); "
+            f"QUATRO = `quatro` + `quatro` (ratio_level={cfg.ratio_level}, δ={cfg.delta:g}, κ=0.1).",
+            "**Population check** (tabular policy, exact expectations, "
+            f"{cfg.population_steps} Adam steps at lr {cfg.population_lr:g}; `fig2_population_kl.png`):",
+            _population_table(pop),
+            f"Max |KL − δ| over QUATRO's prompts and radii: {worst:.1e}.",
+            "**Grid** (mean over seeds; KL statistics pooled over all prompt-iterations; "
+            "'collapsed': final reward more than 0.05 below the run's best):",
+            _grid_table(runs, cfg),
+        ]
+    )
+    return Section("2. Staleness and learning-rate stress", body, figures, numbers, time.perf_counter() - start)
+
+
+def quick_config() -> StalenessConfig:
+    """A reduced configuration for ``--quick`` and the tests (seconds, not minutes)."""
+    return replace(
+        StalenessConfig(),
+        num_prompts=12,
+        vocab=4,
+        length=3,
+        iterations=8,
+        ks=(1, 4),
+        lrs=(0.1,),
+        delta_sweep=(),
+        population_deltas=(0.05,),
+        population_steps=300,
+    )
+
+
+__all__ = [
+    "METHODS",
+    "PopulationResult",
+    "RunResult",
+    "SequenceSpace",
+    "StalenessConfig",
+    "TinyPolicy",
+    "population_check",
+    "quick_config",
+    "run",
+    "run_grid",
+    "train",
+]
+

@@ -1,0 +1,252 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""The ``trapo:`` section of the recipe config, as typed dataclasses, and the start-up validation of a TRAPO run.
+
+``validate_trapo_run_config(config)`` runs in the launcher before any Ray or GPU work (``trustrl.recipes.trapo.main``)
+and again in the trainer; every error names the key and the fix. Section layout (recipes/trapo/README.md):
+
+    trapo.alpha, trapo.sft_coef, trapo.rl_loss_mode, trapo.loss_agg_mode       the loss (TrapoLossConfig)
+    trapo.micro_group.*                                                         the guided rollout (issue 6)
+
+Micro-group schedule (TRAPO.md §4): the group of ``rollout.n`` trajectories of a prompt is sampled as micro-groups
+g_1..g_N of sizes n_i; before g_i (i > 1) the mean reward of all earlier trajectories of the prompt is compared
+with t_i and g_i is guided by an expert prefix of ratio L_i iff ``mean < t_i``; g_1 is never guided (t_1 = −1,
+L_1 = 0). Presets:
+
+    official_code  n = (4, 2, 1, 1)  t = (−1, 2/4, 4/6, 7/7)   L = (0, 0.25, 0.5, 1.0)   (mix_trainer.py::fit)
+    paper          n = (4, 2, 1, 1)  t = (−1, 0.5, 0.7, 0.9)   L = (0, 0.2, 0.5, 1.0)    (paper §3.2)
+
+Each of ``sizes``, ``thresholds``, ``prefix_ratios`` left ``null`` takes the preset's value; a list replaces it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from trustrl.policy_loss.trapo import TrapoLossConfig
+
+__all__ = [
+    "MICRO_GROUP_PRESETS",
+    "SFT_COPY_POLICIES",
+    "TRACE_CHOICES",
+    "MicroGroupConfig",
+    "MicroGroupSchedule",
+    "TrapoConfig",
+    "trapo_config_from",
+    "validate_trapo_run_config",
+]
+
+TRACE_CHOICES = ("fixed", "random")
+SFT_COPY_POLICIES = ("one_per_prefix", "all", "none")
+
+
+@dataclass(frozen=True)
+class MicroGroupSchedule:
+    """A resolved schedule: sizes n_i, thresholds t_i (t_1 = −1) and prefix ratios L_i (L_1 = 0), one per group."""
+
+    sizes: tuple[int, ...]
+    thresholds: tuple[float, ...]
+    prefix_ratios: tuple[float, ...]
+
+
+MICRO_GROUP_PRESETS = {
+    # mix_trainer.py: guided iff S(4) < 2, S(6) < 4, S(7) < 7, i.e. running mean < 2/4, 4/6, 7/7
+    "official_code": MicroGroupSchedule((4, 2, 1, 1), (-1.0, 2 / 4, 4 / 6, 7 / 7), (0.0, 0.25, 0.5, 1.0)),
+    "paper": MicroGroupSchedule((4, 2, 1, 1), (-1.0, 0.5, 0.7, 0.9), (0.0, 0.2, 0.5, 1.0)),
+}
+
+
+def _err(key: str, message: str) -> ValueError:
+    return ValueError(f"trapo.micro_group.{key} {message}")
+
+
+def _number_list(key: str, values: Any) -> tuple[float, ...]:
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise _err(key, f"must be a list, got {values!r}; write e.g. {key}=[...] or null for the preset")
+    out = tuple(values)
+    if not out or any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in out):
+        raise _err(key, f"must be a non-empty list of finite numbers, got {list(out)!r}")
+    return out
+
+
+def _check_schedule(s: MicroGroupSchedule) -> None:
+    if any(not isinstance(n, int) or n < 1 for n in s.sizes):
+        raise _err("sizes", f"must be positive integers, got {list(s.sizes)}")
+    if not len(s.sizes) == len(s.thresholds) == len(s.prefix_ratios):
+        raise _err(
+            "sizes/thresholds/prefix_ratios",
+            f"must have one entry per micro-group, got lengths {len(s.sizes)}, {len(s.thresholds)}, "
+            f"{len(s.prefix_ratios)}; give all three lists (or null for the preset's)",
+        )
+    if s.thresholds[0] != -1:
+        raise _err("thresholds", f"[0] must be -1 (the first micro-group is never guided), got {s.thresholds[0]}")
+    if any(b <= a for a, b in zip(s.thresholds, s.thresholds[1:])):
+        raise _err("thresholds", f"must be strictly increasing, got {list(s.thresholds)}")
+    if any(not 0.0 <= r <= 1.0 for r in s.prefix_ratios):
+        raise _err("prefix_ratios", f"must lie in [0, 1], got {list(s.prefix_ratios)}")
+    if s.prefix_ratios[0] != 0:
+        raise _err("prefix_ratios", f"[0] must be 0 (the first micro-group is unguided), got {s.prefix_ratios[0]}")
+    if any(b < a for a, b in zip(s.prefix_ratios, s.prefix_ratios[1:])):
+        raise _err("prefix_ratios", f"must be non-decreasing, got {list(s.prefix_ratios)}")
+
+
+@dataclass
+class MicroGroupConfig:
+    """``trapo.micro_group``: the adaptive expert-prefix rollout (read by the issue-6 rollout worker)."""
+
+    enable: bool = field(
+        default=False, metadata={"help": "use the micro-group rollout worker; False = unguided run (masks all zeros)"}
+    )
+    preset: str = field(default="official_code", metadata={"help": f"one of {tuple(MICRO_GROUP_PRESETS)}"})
+    sizes: Any = field(default=None, metadata={"help": "n_i per micro-group, summing to rollout.n; null = preset"})
+    thresholds: Any = field(
+        default=None, metadata={"help": "t_i, strictly increasing, t_1 = -1; guided iff running mean < t_i"}
+    )
+    prefix_ratios: Any = field(
+        default=None, metadata={"help": "L_i in [0, 1], non-decreasing, L_1 = 0; 1.0 = full trace, no generation"}
+    )
+    trace_choice: str = field(
+        default="fixed",
+        metadata={"help": "fixed: trace 0 for partial prefixes, trace 1 for the full one (0 if absent); random"},
+    )
+    trace_seed: int = field(default=0, metadata={"help": "seed of trace_choice=random"})
+    paragraph_window: float = field(
+        default=0.3,
+        metadata={"help": "move the cut forward to the next paragraph break within ratio+window of the trace; 0=off"},
+    )
+    sft_copies: str = field(
+        default="one_per_prefix",
+        metadata={"help": "one_per_prefix: one sft_mask copy per distinct prefix; all: every guided row; none"},
+    )
+    expert_field: str = field(
+        default="expert_solutions", metadata={"help": "extra_info key of the expert traces (list[str])"}
+    )
+
+    def __post_init__(self):
+        if self.preset not in MICRO_GROUP_PRESETS:
+            raise _err("preset", f"must be one of {tuple(MICRO_GROUP_PRESETS)}, got {self.preset!r}")
+        if self.trace_choice not in TRACE_CHOICES:
+            raise _err("trace_choice", f"must be one of {TRACE_CHOICES}, got {self.trace_choice!r}")
+        if self.sft_copies not in SFT_COPY_POLICIES:
+            raise _err("sft_copies", f"must be one of {SFT_COPY_POLICIES}, got {self.sft_copies!r}")
+        if not isinstance(self.enable, bool):
+            raise _err("enable", f"must be true or false, got {self.enable!r}")
+        if isinstance(self.trace_seed, bool) or not isinstance(self.trace_seed, int):
+            raise _err("trace_seed", f"must be an integer, got {self.trace_seed!r}")
+        window = self.paragraph_window
+        if isinstance(window, bool) or not isinstance(window, int | float) or not 0.0 <= window <= 1.0:
+            raise _err("paragraph_window", f"must be in [0, 1] (official 0.3, 0 disables), got {window!r}")
+        if not isinstance(self.expert_field, str) or not self.expert_field:
+            raise _err("expert_field", f"must be a non-empty extra_info key, got {self.expert_field!r}")
+        _check_schedule(self.schedule)
+
+    @property
+    def schedule(self) -> MicroGroupSchedule:
+        """The preset with every non-null list substituted (validated in ``__post_init__``)."""
+        preset = MICRO_GROUP_PRESETS[self.preset]
+        sizes = preset.sizes if self.sizes is None else _number_list("sizes", self.sizes)
+        thresholds = preset.thresholds if self.thresholds is None else _number_list("thresholds", self.thresholds)
+        ratios = (
+            preset.prefix_ratios if self.prefix_ratios is None else _number_list("prefix_ratios", self.prefix_ratios)
+        )
+        return MicroGroupSchedule(tuple(sizes), tuple(float(t) for t in thresholds), tuple(float(r) for r in ratios))
+
+
+@dataclass
+class TrapoConfig:
+    """The whole ``trapo:`` section. The loss keys are validated by :class:`TrapoLossConfig`."""
+
+    alpha: float = field(default=0.1, metadata={"help": "TrSFT trust-region boundary α in (0, 1]"})
+    sft_coef: float = field(default=1.0, metadata={"help": "c_sft >= 0, weight of the TrSFT term"})
+    rl_loss_mode: str = field(default="vanilla", metadata={"help": "registered verl policy loss on model tokens"})
+    loss_agg_mode: str = field(default="seq-mean-token-sum-norm", metadata={"help": "one normaliser, both terms"})
+    micro_group: MicroGroupConfig = field(default_factory=MicroGroupConfig)
+
+    def __post_init__(self):
+        if isinstance(self.micro_group, Mapping):
+            self.micro_group = _build(MicroGroupConfig, self.micro_group, "trapo.micro_group")
+        self.loss  # noqa: B018  (validates the loss keys)
+
+    @property
+    def loss(self) -> TrapoLossConfig:
+        """The loss knobs bound into :func:`trustrl.policy_loss.trapo.trapo_loss`."""
+        return TrapoLossConfig(self.alpha, self.sft_coef, self.rl_loss_mode, self.loss_agg_mode)
+
+
+def _build(cls, values: Mapping, section: str):
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown key(s) {[f'{section}.{k}' for k in unknown]}; known keys: {known}")
+    return cls(**values)
+
+
+def trapo_config_from(config: DictConfig | Mapping) -> TrapoConfig:
+    """The validated ``trapo`` section of a full run config (``ValueError`` naming the key on any problem)."""
+    section = config.get("trapo", None)
+    if section is None:
+        raise ValueError(
+            "the config has no `trapo` section; launch with `python -m trustrl.recipes.trapo.main` "
+            "(config trapo_trainer.yaml) or add the section"
+        )
+    if isinstance(section, DictConfig):
+        section = OmegaConf.to_container(section, resolve=True)
+    return _build(TrapoConfig, section, "trapo")
+
+
+def _select(config, key: str, default=None):
+    return OmegaConf.select(config, key, default=default) if isinstance(config, DictConfig) else default
+
+
+def validate_trapo_run_config(config: DictConfig) -> TrapoConfig:
+    """Checks the ``trapo`` section and its agreement with the rest of a verl run config; returns the section.
+
+    Raises ``ValueError`` naming the offending key and the fix. Touches neither Ray nor any device.
+    """
+    trapo = trapo_config_from(config)
+    actor = "actor_rollout_ref.actor"
+    if not _select(config, "trainer.use_v1", True) or _select(config, "trainer.v1.trainer_mode", "sync") != "sync":
+        raise ValueError("TRAPO runs on verl's V1 sync trainer; set trainer.use_v1=True trainer.v1.trainer_mode=sync")
+    for key, expected in (("loss_agg_mode", trapo.loss_agg_mode), ("policy_loss.loss_mode", trapo.rl_loss_mode)):
+        actual = _select(config, f"{actor}.{key}")
+        if actual != expected:
+            name = "loss_agg_mode" if key == "loss_agg_mode" else "rl_loss_mode"
+            raise ValueError(
+                f"{actor}.{key}={actual!r} differs from trapo.{name}={expected!r}; the TRAPO loss uses the trapo "
+                f"key: set trapo.{name} instead (the recipe yaml mirrors it into {actor}.{key})"
+            )
+    if trapo.loss_agg_mode == "seq-mean-token-sum-norm" and _select(config, f"{actor}.loss_scale_factor") is None:
+        raise ValueError(
+            f"{actor}.loss_scale_factor is null: seq-mean-token-sum-norm would divide by each micro-batch's padded "
+            f"width; set {actor}.loss_scale_factor to the max response length (the recipe yaml does)"
+        )
+    if _select(config, "distillation.enabled", False):
+        raise ValueError(
+            "TRAPO replaces the actor loss and cannot run with distillation; set distillation.enabled=False"
+        )
+    if trapo.rl_loss_mode == "quatro":
+        # the quatro recipe's own check: its loss knobs, and the quatro estimator (the loss reads targets T_i)
+        from trustrl.recipes.quatro.main import check_quatro_config
+
+        check_quatro_config(config)
+    if trapo.micro_group.enable:
+        _validate_guided_rollout(config, trapo)
+    return trapo
+
+
+def _validate_guided_rollout(config: DictConfig, trapo: TrapoConfig) -> None:
+    n = _select(config, "actor_rollout_ref.rollout.n")
+    sizes = trapo.micro_group.schedule.sizes
+    if n is not None and sum(sizes) != n:
+        raise ValueError(
+            f"trapo.micro_group.sizes={list(sizes)} sum to {sum(sizes)} but actor_rollout_ref.rollout.n={n}; "
+            "make them agree (every group keeps exactly rollout.n rows)"
+        )
+    if _select(config, "algorithm.rollout_correction.bypass_mode", False):
+        raise ValueError(
+            "algorithm.rollout_correction.bypass_mode=True would use the placeholder rollout log-probs of expert "
+            "prefix tokens as old log-probs; set it to False for guided TRAPO runs"
+        )

@@ -1,0 +1,121 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""Pure-string answer handling for the math reward: think split, last complete box, gold and answer normalization.
+
+Everything here is linear-time string work with no sympy, so it runs in the calling process before anything is sent
+to a worker, and it cannot hang on any input (the property test feeds it 100 kB of arbitrary unicode).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+# One token per brace event. A box opener is `\boxed{` or `\fbox{` (LaTeX allows spaces before the brace);
+# `\{` and `\}` are literal braces in LaTeX and never open or close a group.
+_BRACE_TOKEN = re.compile(r"\\(?:boxed|fbox)\s*\{|\\[{}]|[{}]")
+# `4.5e33`, `3E+08`, `1e-3` as whole tokens; `2e` or `x2e3` are left alone.
+_E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d*)?|\.\d+)[eE]([+-]?\d+)(?![\w.])")
+# latex2sympy2_extended 1.11 mangles `\frac{1}{\mathrm{e}}` into `1 + \frac{1}{`; the bare letters parse fine.
+_MATHRM_CONST = re.compile(r"\\(?:mathrm|operatorname)\s*\{\s*([ei])\s*\}")
+# TeX shorthand that is valid LaTeX but that latex2sympy only reads braced: `\frac12`, `\dfrac ab`, `\frac{1}2`,
+# `\sqrt2`, `\sqrt x`. Each argument is one token, as in TeX (`\frac123` is `\frac{1}{2}3`). The repairs of
+# math-verify's `malformed_operators` (`\sqrt(2)`, `^(n)`) stay off: those are not valid LaTeX.
+_TEX_ARG = r"(\{[^{}]*\}|\\[a-zA-Z]+|[0-9a-zA-Z])"
+_FRAC_SHORTHAND = re.compile(r"\\([dt]?frac)(?![a-zA-Z])\s*" + _TEX_ARG + r"\s*" + _TEX_ARG)
+_SQRT_SHORTHAND = re.compile(r"\\sqrt(?:\s+([a-zA-Z])|\s*([0-9])|\s*(\\[a-zA-Z]+))")
+_TRAILING_PERCENT = re.compile(r"\s*(?:\\%|%|\\text\s*\{\s*\\?%\s*\})\s*$")
+_MATH_WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"))
+
+
+class Box(NamedTuple):
+    """Where the last complete box sits in the scored text, and whether an opener after it never closed."""
+
+    content: str | None  # stripped content of the last complete `\boxed{...}`; None when there is none
+    unterminated_after: bool  # a box opened after the last complete one and never closed (cut-off output)
+
+
+def split_think(text: str, mode: str) -> str | None:
+    """Return the text to score, or None when the thinking block was never closed.
+
+    Modes: ``"auto"`` scores after the last ``</think>``, rejects an opened but unclosed ``<think>`` and scores the
+    whole text when neither tag appears; ``"require"`` rejects any text without ``</think>`` (templates whose prompt
+    already ends in ``<think>``); ``"ignore"`` always scores the whole text.
+    """
+    if mode == "ignore":
+        return text
+    close = text.rfind(THINK_CLOSE)
+    if close >= 0:
+        return text[close + len(THINK_CLOSE) :]
+    if mode == "require" or THINK_OPEN in text:
+        return None
+    return text
+
+
+def last_box(text: str) -> Box:
+    """Find the last complete ``\\boxed{}`` / ``\\fbox{}`` with one pass of a brace stack (linear in ``len(text)``).
+
+    "Last" is the box whose closing brace comes last, so ``\\boxed{\\boxed{5}}`` yields ``\\boxed{5}`` and a nested
+    box inside an unterminated one is still found. Unmatched ``}`` are ignored.
+    """
+    stack: list[int] = []  # content start of each open box; -1 for a plain group
+    last: tuple[int, int] | None = None  # (content start, closing brace) of the last complete box
+    for m in _BRACE_TOKEN.finditer(text):
+        tok = m.group()
+        if tok[0] == "\\" and tok[-1] == "{" and len(tok) > 2:
+            stack.append(m.end())
+        elif tok == "{":
+            stack.append(-1)
+        elif tok == "}" and stack:
+            start = stack.pop()
+            if start >= 0:
+                last = (start, m.start())
+    last_end = last[1] if last else -1
+    unterminated = any(start > last_end for start in stack if start >= 0)
+    return Box(text[last[0] : last[1]].strip() if last else None, unterminated)
+
+
+def normalize_answer(latex: str, e_notation: bool = True) -> str:
+    """Rewrite what math-verify misreads: ``4.5e33`` (as 4.5·e·33), ``\\frac12``/``\\sqrt2``, ``\\mathrm{e}``."""
+    if e_notation:
+        latex = _E_NOTATION.sub(lambda m: f"{m.group(1)} \\times 10^{{{int(m.group(2))}}}", latex)
+    latex = _FRAC_SHORTHAND.sub(lambda m: f"\\{m.group(1)}{_braced(m.group(2))}{_braced(m.group(3))}", latex)
+    latex = _SQRT_SHORTHAND.sub(lambda m: "\\sqrt{" + (m.group(1) or m.group(2) or m.group(3)) + "}", latex)
+    return _MATHRM_CONST.sub(r"\1", latex)
+
+
+def _braced(arg: str) -> str:
+    return arg if arg.startswith("{") else "{" + arg + "}"
+
+
+def strip_percent(latex: str) -> tuple[str, bool]:
+    """Drop one trailing percent sign (``10\\%``, ``10%``, ``10\\text{\\%}``); report whether there was one."""
+    stripped = _TRAILING_PERCENT.sub("", latex)
+    return stripped, stripped != latex
+
+
+def normalize_gold(gold: str, e_notation: bool = True) -> str:
+    """Normalize one gold answer as benchmarks store it.
+
+    Strips whitespace, one trailing period, ``$…$`` / ``\\(…\\)`` / ``\\[…\\]`` wrapping (OlympiadBench), takes the
+    last box when the gold is a worked solution (MATH), and rewrites e-notation (Minerva: 58 of 272 golds).
+
+    >>> normalize_gold("$4.5e33$")
+    '4.5 \\\\times 10^{33}'
+    >>> normalize_gold("The area is $\\\\boxed{\\\\frac{1}{2}}$.")
+    '\\\\frac{1}{2}'
+    """
+    gold = gold.strip()
+    if "\\boxed" in gold or "\\fbox" in gold:
+        boxed = last_box(gold).content
+        gold = boxed if boxed is not None else gold
+    if gold.endswith(".") and not gold.endswith(".."):
+        gold = gold[:-1].rstrip()
+    for left, right in _MATH_WRAPPERS:
+        inner = gold[len(left) : -len(right)]
+        # `$a$ or $b$` is two formulas, not one wrapped formula
+        if len(gold) > len(left) + len(right) and gold.startswith(left) and gold.endswith(right) and left not in inner:
+            gold = inner.strip()
+            break
+    return normalize_answer(gold, e_notation)

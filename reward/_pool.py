@@ -1,0 +1,562 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""A process pool that scores math answers with a hard per-task deadline, usable from any thread of any process.
+
+Design (MATH_EVAL.md §3.3 A and §3.5):
+
+* No ``multiprocessing``. A *zygote* is started with ``subprocess`` as ``python -c "...; _zygote_main()"``, so nothing
+  re-imports the caller's ``__main__`` (the spawn/forkserver trap that breaks scripts without a main guard). The zygote
+  imports math-verify once and ``fork()``\\ s workers on request (about 2 ms each, against about 1 s for a fresh
+  interpreter), handing each one end of a ``socketpair`` passed over the control socket with ``SCM_RIGHTS``.
+* Every worker scores on its own main thread. The parent keeps one *dispatcher thread* that owns all sockets and
+  processes; callers only enqueue tasks and wait on ``concurrent.futures.Future`` objects (threads, asyncio and Ray
+  actors alike).
+* Each task's clock starts when the worker starts it: a worker holds at most ``_DEPTH`` tasks in order, and the head
+  task's start is the arrival of its predecessor's result. At ``timeout_s`` the worker is SIGKILLed and replaced.
+* A task that runs past ``_SLOW_S`` is presumed stuck: its worker is *quarantined* (reniced to 19, its queued tasks
+  handed back) and a fresh worker takes its place, so a stuck input never holds up the rest of the batch. A quarantined
+  worker that finishes is retired; one that does not is killed at its deadline.
+* No orphans: the zygote and every worker set ``PR_SET_PDEATHSIG=SIGKILL`` (Linux) against the thread that created
+  them (the dispatcher thread, then the zygote), exit on EOF of their socket, and ``atexit`` closes the pool.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import logging
+import os
+import pickle
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
+
+_DEPTH = 2  # tasks in flight per worker: one running, one queued, so a worker never idles on a round trip
+_SLOW_S = 0.15  # a typical task takes 2-10 ms; past this, the worker is quarantined (capped at timeout_s / 4)
+_STARTUP_S = 120.0  # zygote import budget (math-verify + sympy take about 1 s on an idle core)
+_WORKER_MEMORY_MB = int(os.environ.get("TRUSTRL_REWARD_WORKER_MEMORY_MB", "2048"))  # address space above the zygote's
+_FRAME = struct.Struct("!I")
+_PID = struct.Struct("!q")
+_ENV_FD, _ENV_PPID, _ENV_PATH = "TRUSTRL_REWARD_CTL_FD", "TRUSTRL_REWARD_PPID", "TRUSTRL_REWARD_SYSPATH"
+_BOOT = (
+    "import json, os, sys\n"
+    f"sys.path[:] = json.loads(os.environ.pop({_ENV_PATH!r}))\n"
+    "from trustrl.reward._pool import _zygote_main\n"
+    "_zygote_main()\n"
+)
+
+TIMEOUT = {"status": "timeout"}
+ERROR = {"status": "error"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Child side: zygote and worker
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _set_pdeathsig(expected_parent: int) -> None:
+    """Die with the creating thread (Linux prctl); exit now if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != expected_parent:
+        os._exit(0)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def _send_msg(sock: socket.socket, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(_FRAME.pack(len(data)) + data)
+
+
+def _recv_msg(sock: socket.socket):
+    head = _recv_exact(sock, _FRAME.size)
+    if head is None:
+        return None
+    body = _recv_exact(sock, _FRAME.unpack(head)[0])
+    return None if body is None else pickle.loads(body)
+
+
+class _SoftTimeout(BaseException):
+    """Raised by SIGALRM inside a worker; a BaseException so math-verify's `except Exception` cannot swallow it."""
+
+
+def _on_alarm(signum, frame):
+    raise _SoftTimeout
+
+
+def _limit_memory() -> None:
+    try:
+        import resource
+
+        with open("/proc/self/statm") as f:
+            vm_bytes = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = vm_bytes + _WORKER_MEMORY_MB * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # runaway big-int growth becomes MemoryError
+    except (OSError, ValueError, ImportError):
+        pass
+
+
+def _worker_main(sock: socket.socket) -> None:
+    from trustrl.reward import _verify
+
+    _limit_memory()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    while True:
+        msg = _recv_msg(sock)
+        if msg is None:
+            return
+        task_id, payload, soft_s = msg
+        try:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, soft_s)
+                status, acc = _verify.score(*payload)
+                result = {"status": status, "acc": acc}
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _SoftTimeout:
+            result = TIMEOUT
+        except BaseException as exc:  # MemoryError, RecursionError, anything sympy raises: score 0, keep serving
+            result = {"status": "error", "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        _send_msg(sock, (task_id, result))
+
+
+def _zygote_main() -> None:
+    """Entry point of ``python -c _BOOT``: import once, then fork one worker per request on the control socket."""
+    _set_pdeathsig(int(os.environ.pop(_ENV_PPID)))
+    ctl = socket.socket(fileno=int(os.environ.pop(_ENV_FD)))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the caller; it closes the pool
+    from trustrl.reward import _verify
+
+    _verify.warmup()
+    ctl.sendall(b"R")
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps killed workers: no zombies
+    zygote = os.getpid()
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctl, 16, 1)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)  # the parent closed the pool or died
+        if not fds:
+            continue
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                ctl.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _set_pdeathsig(zygote)
+                _worker_main(socket.socket(fileno=fds[0]))
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(fds[0])
+        ctl.sendall(_PID.pack(pid))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parent side: dispatcher
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Task:
+    payload: tuple
+    timeout_s: float
+    future: Future
+    id: int = 0
+
+
+@dataclass(eq=False)
+class _Worker:
+    pid: int
+    sock: socket.socket
+    inflight: collections.deque = field(default_factory=collections.deque)
+    head_start: float = 0.0
+    quarantined: bool = False
+    buf: bytearray = field(default_factory=bytearray)
+
+
+class Pool:
+    """Hard-deadline worker pool; see the module docstring. Thread-safe; one per process via :func:`get_pool`."""
+
+    def __init__(self, num_workers: int):
+        self.num_workers = max(1, int(num_workers))
+        self._lock = threading.Lock()
+        self._pending: collections.deque[_Task] = collections.deque()
+        self._next_id = 0
+        self._closing = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._workers: list[_Worker] = []
+        self._zygote: subprocess.Popen | None = None
+        self._ctl: socket.socket | None = None
+        self._failed_until = 0.0
+        self.owner_pid = os.getpid()
+        self.stats = collections.Counter()  # spawned, killed, quarantined, retired, crashed
+        self._thread = threading.Thread(target=self._run, name="trustrl-reward-pool", daemon=True)
+        self._thread.start()
+
+    # -- caller API ----------------------------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closing
+
+    def submit(self, payloads: list[tuple], timeout_s: float) -> list[Future]:
+        """Queue payloads for ``_verify.score``; each future resolves to a dict with at least ``status``."""
+        futures = [Future() for _ in payloads]
+        with self._lock:
+            if self.alive:
+                for payload, fut in zip(payloads, futures):
+                    self._next_id += 1
+                    self._pending.append(_Task(payload, float(timeout_s), fut, self._next_id))
+                accepted = True
+            else:
+                accepted = False
+        if not accepted:
+            for fut in futures:
+                fut.set_result(ERROR)
+        self._wake()
+        return futures
+
+    def resize(self, num_workers: int) -> None:
+        self.num_workers = max(1, int(num_workers))
+        self._wake()
+
+    def pids(self) -> dict:
+        """Process ids for tests and diagnostics: the zygote and the current workers."""
+        with self._lock:
+            return {
+                "zygote": self._zygote.pid if self._zygote is not None else None,
+                "workers": [w.pid for w in self._workers if not w.quarantined],
+                "quarantined": [w.pid for w in self._workers if w.quarantined],
+            }
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._closing = True
+        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # -- dispatcher thread ---------------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except OSError:  # buffer full (already woken) or closed
+            pass
+
+    def _run(self) -> None:
+        try:
+            while not self._closing:
+                now = time.monotonic()
+                self._enforce_deadlines(now)
+                self._fill(now)
+                for key, _ in self._sel.select(self._next_timeout(time.monotonic())):
+                    if key.data is None:
+                        self._drain_wake()
+                    else:
+                        self._read(key.data)
+        except BaseException:
+            logger.exception("trustrl reward pool: dispatcher failed; pending tasks score 0 with status=error")
+        finally:
+            self._teardown()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _next_timeout(self, now: float) -> float:
+        wait = 1.0
+        for w in self._workers:
+            if w.inflight:
+                task = w.inflight[0]
+                wait = min(wait, w.head_start + task.timeout_s - now)
+                if not w.quarantined:
+                    wait = min(wait, w.head_start + _slow_s(task.timeout_s) - now)
+        return max(wait, 0.0)
+
+    def _enforce_deadlines(self, now: float) -> None:
+        for w in list(self._workers):
+            if not w.inflight:
+                continue
+            elapsed = now - w.head_start
+            if elapsed >= w.inflight[0].timeout_s:
+                self.stats["killed"] += 1
+                self._drop_worker(w, head_result=TIMEOUT)
+            elif not w.quarantined and elapsed >= _slow_s(w.inflight[0].timeout_s):
+                self._quarantine(w)
+
+    def _quarantine(self, w: _Worker) -> None:
+        if sum(x.quarantined for x in self._workers) >= max(16, 8 * self.num_workers):
+            return  # too many stuck at once: this one keeps its slot until its deadline
+        w.quarantined = True
+        self.stats["quarantined"] += 1
+        try:
+            os.setpriority(os.PRIO_PROCESS, w.pid, 19)  # healthy workers keep the cores
+        except OSError:
+            pass
+        self._requeue(list(w.inflight)[1:])
+        head = w.inflight[0]
+        w.inflight.clear()
+        w.inflight.append(head)
+
+    def _requeue(self, tasks: list[_Task]) -> None:
+        with self._lock:
+            self._pending.extendleft(reversed(tasks))
+
+    def _fill(self, now: float) -> None:
+        """Start workers up to the target and hand out pending tasks, least-loaded worker first."""
+        with self._lock:
+            has_work = bool(self._pending)
+        if not has_work:
+            return
+        if now < self._failed_until:
+            self._fail_pending()
+            return
+        active = [w for w in self._workers if not w.quarantined]
+        while len(active) < self.num_workers:
+            worker = self._spawn()
+            if worker is None:
+                self._fail_pending()
+                return
+            active.append(worker)
+        for w in sorted(active, key=lambda x: len(x.inflight)):
+            while len(w.inflight) < _DEPTH:
+                with self._lock:
+                    if not self._pending:
+                        return
+                    task = self._pending.popleft()
+                if task.future.done():
+                    continue
+                if not w.inflight:
+                    w.head_start = time.monotonic()
+                w.inflight.append(task)
+                try:
+                    _send_msg(w.sock, (task.id, task.payload, _soft_s(task.timeout_s)))
+                except OSError:
+                    self.stats["crashed"] += 1
+                    self._drop_worker(w, head_result=ERROR)
+                    break
+
+    def _fail_pending(self) -> None:
+        with self._lock:
+            tasks, self._pending = list(self._pending), collections.deque()
+        for task in tasks:
+            _resolve(task, ERROR)
+
+    def _read(self, w: _Worker) -> None:
+        try:
+            chunk = w.sock.recv(1 << 16)
+        except (TimeoutError, BlockingIOError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.stats["crashed"] += 1
+            self._drop_worker(w, head_result=ERROR)  # died by itself (e.g. a native crash)
+            return
+        w.buf += chunk
+        while len(w.buf) >= _FRAME.size:
+            size = _FRAME.unpack_from(w.buf)[0]
+            if len(w.buf) < _FRAME.size + size:
+                break
+            task_id, result = pickle.loads(bytes(w.buf[_FRAME.size : _FRAME.size + size]))
+            del w.buf[: _FRAME.size + size]
+            if w.inflight and w.inflight[0].id == task_id:
+                _resolve(w.inflight.popleft(), result)
+                w.head_start = time.monotonic()  # the next queued task starts now
+            if w.quarantined:
+                self.stats["retired"] += 1
+                self._drop_worker(w, head_result=ERROR)  # reniced for good: replace it
+                return
+
+    def _drop_worker(self, w: _Worker, head_result: dict) -> None:
+        """Kill a worker, resolve its running task with ``head_result`` and hand its queued tasks back."""
+        try:
+            os.kill(w.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            self._sel.unregister(w.sock)
+        except (KeyError, ValueError):
+            pass
+        w.sock.close()
+        with self._lock:
+            self._workers.remove(w)
+        if w.inflight:
+            _resolve(w.inflight.popleft(), head_result)
+            self._requeue(list(w.inflight))
+            w.inflight.clear()
+
+    # -- processes -----------------------------------------------------------------------------------------------
+
+    def _spawn(self) -> _Worker | None:
+        for attempt in range(2):
+            try:
+                if self._zygote is None or self._zygote.poll() is not None:
+                    self._start_zygote()
+                ours, theirs = socket.socketpair()
+                try:
+                    socket.send_fds(self._ctl, [b"F"], [theirs.fileno()])
+                finally:
+                    theirs.close()
+                reply = _recv_exact(self._ctl, _PID.size)
+                if reply is None:
+                    raise OSError("zygote closed the control socket")
+                worker = _Worker(pid=_PID.unpack(reply)[0], sock=ours)
+                # reads happen only when the selector reports data; a send blocks at most this long on a wedged worker
+                ours.settimeout(5.0)
+                self._sel.register(ours, selectors.EVENT_READ, worker)
+                with self._lock:
+                    self._workers.append(worker)
+                self.stats["spawned"] += 1
+                return worker
+            except (OSError, RuntimeError) as exc:
+                logger.warning("trustrl reward pool: could not start a worker (attempt %d): %s", attempt + 1, exc)
+                self._stop_zygote()
+        self._failed_until = time.monotonic() + 5.0  # retry later; meanwhile tasks score 0 with status=error
+        return None
+
+    def _start_zygote(self) -> None:
+        ctl, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env.update({_ENV_FD: str(theirs.fileno()), _ENV_PPID: str(os.getpid()), _ENV_PATH: json.dumps(sys.path)})
+        group = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+        try:
+            # Created from the dispatcher thread on purpose: PR_SET_PDEATHSIG fires when this thread ends.
+            self._zygote = subprocess.Popen(
+                [sys.executable, "-c", _BOOT],
+                pass_fds=(theirs.fileno(),),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                **group,  # terminal Ctrl-C goes to the caller only
+            )
+        finally:
+            theirs.close()
+        self._ctl = ctl
+        ctl.settimeout(_STARTUP_S)
+        if ctl.recv(1) != b"R":
+            raise RuntimeError("zygote exited during start-up (is math-verify importable by sys.executable?)")
+        ctl.settimeout(30.0)
+
+    def _stop_zygote(self) -> None:
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        if self._zygote is not None:
+            self._zygote.kill()
+            try:
+                self._zygote.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+            self._zygote = None
+
+    def _teardown(self) -> None:
+        with self._lock:
+            self._closing = True
+        for w in list(self._workers):
+            self._drop_worker(w, head_result=ERROR)
+        self._fail_pending()
+        self._stop_zygote()
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _slow_s(timeout_s: float) -> float:
+    return min(_SLOW_S, timeout_s / 4)
+
+
+def _soft_s(timeout_s: float) -> float:
+    """In-worker SIGALRM budget: interrupts Python-level slowness before the hard kill is needed."""
+    return max(0.05, 0.8 * timeout_s)
+
+
+def _resolve(task: _Task, result: dict) -> None:
+    if not task.future.done():
+        task.future.set_result(result)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One pool per process
+# ---------------------------------------------------------------------------------------------------------------
+
+_POOL: Pool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def default_num_workers() -> int:
+    env = os.environ.get("TRUSTRL_REWARD_NUM_WORKERS")
+    if env:
+        return max(1, int(env))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def get_pool(num_workers: int | None = None) -> Pool:
+    """The process-wide pool, created on first use and re-created after a fork or a dispatcher failure."""
+    global _POOL
+    want = num_workers or default_num_workers()
+    with _POOL_LOCK:
+        if _POOL is None or not _POOL.alive or _POOL.owner_pid != os.getpid():
+            _POOL = Pool(want)
+        elif _POOL.num_workers != want and num_workers:
+            _POOL.resize(want)
+        return _POOL
+
+
+def shutdown() -> None:
+    """Kill every worker and the zygote of this process's pool (also run at interpreter exit)."""
+    global _POOL
+    with _POOL_LOCK:
+        pool, _POOL = _POOL, None
+    if pool is not None and pool.owner_pid == os.getpid():
+        pool.close()
+
+
+def _forget_after_fork() -> None:
+    # A forked child inherits the pool object but not its thread; it must start its own.
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+atexit.register(shutdown)
+os.register_at_fork(after_in_child=_forget_after_fork)
