@@ -12,9 +12,11 @@ Design (MATH_EVAL.md §3.3 A and §3.5):
   actors alike).
 * Each task's clock starts when the worker starts it: a worker holds at most ``_DEPTH`` tasks in order, and the head
   task's start is the arrival of its predecessor's result. At ``timeout_s`` the worker is SIGKILLed and replaced.
-* A task that runs past ``_SLOW_S`` is presumed stuck: its worker is *quarantined* (reniced to 19, its queued tasks
-  handed back) and a fresh worker takes its place, so a stuck input never holds up the rest of the batch. A quarantined
-  worker that finishes is retired; one that does not is killed at its deadline.
+* A task still running after ``_SLOW_WALL_S`` puts its worker in *quarantine*: its queued tasks are handed back and a
+  freshly forked worker takes its place, so a stuck input never holds up the rest of the batch. Once the task has also
+  used ``_SLOW_CPU_S`` of CPU (read from ``/proc``; a warm worker needs at most about 0.07 s for any answer), the worker
+  is reniced to 19 so a hog cannot slow the healthy workers, while a task that is slow only because the machine is busy
+  keeps its priority. A quarantined worker that finishes is retired; one that does not is killed at its deadline.
 * No orphans: the zygote and every worker set ``PR_SET_PDEATHSIG=SIGKILL`` (Linux) against the thread that created
   them (the dispatcher thread, then the zygote), exit on EOF of their socket, and ``atexit`` closes the pool.
 """
@@ -41,7 +43,10 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 _DEPTH = 2  # tasks in flight per worker: one running, one queued, so a worker never idles on a round trip
-_SLOW_S = 0.15  # a typical task takes 2-10 ms; past this, the worker is quarantined (capped at timeout_s / 4)
+_HOG_CPU_S = 0.05  # CPU seconds after which a task is a hog (capped at timeout_s / 4); see the module docstring
+_SLOW_WALL_S = 1.0  # wall seconds after which a task's queued successors go to other workers (capped at timeout_s / 4)
+_POLL_S = 0.02  # how often a running task's CPU time is read from /proc (its resolution is 10 ms)
+_WALL_CAP = 6.0  # a parked task is killed this many timeouts after it started, however little it ran
 _STARTUP_S = 120.0  # zygote import budget (math-verify + sympy take about 1 s on an idle core)
 _WORKER_MEMORY_MB = int(os.environ.get("TRUSTRL_REWARD_WORKER_MEMORY_MB", "2048"))  # address space above the zygote's
 _FRAME = struct.Struct("!I")
@@ -100,7 +105,7 @@ def _recv_msg(sock: socket.socket):
 
 
 class _SoftTimeout(BaseException):
-    """Raised by SIGALRM inside a worker; a BaseException so math-verify's `except Exception` cannot swallow it."""
+    """Raised by SIGPROF inside a worker; a BaseException so math-verify's `except Exception` cannot swallow it."""
 
 
 def _on_alarm(signum, frame):
@@ -123,7 +128,7 @@ def _worker_main(sock: socket.socket) -> None:
     from trustrl.reward import _verify
 
     _limit_memory()
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
     while True:
         msg = _recv_msg(sock)
         if msg is None:
@@ -131,16 +136,16 @@ def _worker_main(sock: socket.socket) -> None:
         task_id, payload, soft_s = msg
         try:
             try:
-                signal.setitimer(signal.ITIMER_REAL, soft_s)
+                signal.setitimer(signal.ITIMER_PROF, soft_s)
                 status, acc = _verify.score(*payload)
                 result = {"status": status, "acc": acc}
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.setitimer(signal.ITIMER_PROF, 0)
         except _SoftTimeout:
             result = TIMEOUT
         except BaseException as exc:  # MemoryError, RecursionError, anything sympy raises: score 0, keep serving
             result = {"status": "error", "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-        _send_msg(sock, (task_id, result))
+        _send_msg(sock, (task_id, result, time.process_time()))
 
 
 def _zygote_main() -> None:
@@ -197,9 +202,21 @@ class _Worker:
     pid: int
     sock: socket.socket
     inflight: collections.deque = field(default_factory=collections.deque)
-    head_start: float = 0.0
-    quarantined: bool = False
+    head_start: float = 0.0  # monotonic time the head task started
+    cpu_base: float = 0.0  # the worker's CPU seconds when the head task started (a forked child starts at 0)
+    paused_s: float = 0.0  # time the head task spent parked (not counted against its timeout)
+    parked_at: float | None = None  # set while the worker is SIGSTOPped
+    next_poll: float = 0.0
+    quarantined: bool = False  # takes no new tasks until its head task ends
+    hog: bool = False  # its head task used _HOG_CPU_S of CPU: parked while other tasks wait
     buf: bytearray = field(default_factory=bytearray)
+
+    def run_s(self, now: float) -> float:
+        parked = now - self.parked_at if self.parked_at is not None else 0.0
+        return now - self.head_start - self.paused_s - parked
+
+    def start_head(self, now: float, cpu: float) -> None:
+        self.head_start, self.cpu_base, self.paused_s, self.next_poll = now, cpu, 0.0, now + _POLL_S
 
 
 class Pool:
@@ -221,7 +238,7 @@ class Pool:
         self._ctl: socket.socket | None = None
         self._failed_until = 0.0
         self.owner_pid = os.getpid()
-        self.stats = collections.Counter()  # spawned, killed, quarantined, retired, crashed
+        self.stats = collections.Counter()  # spawned, killed, quarantined, hogs, parked, rejoined, retired, crashed
         self._thread = threading.Thread(target=self._run, name="trustrl-reward-pool", daemon=True)
         self._thread.start()
 
@@ -235,13 +252,11 @@ class Pool:
         """Queue payloads for ``_verify.score``; each future resolves to a dict with at least ``status``."""
         futures = [Future() for _ in payloads]
         with self._lock:
-            if self.alive:
+            accepted = self.alive
+            if accepted:
                 for payload, fut in zip(payloads, futures):
                     self._next_id += 1
                     self._pending.append(_Task(payload, float(timeout_s), fut, self._next_id))
-                accepted = True
-            else:
-                accepted = False
         if not accepted:
             for fut in futures:
                 fut.set_result(ERROR)
@@ -253,7 +268,7 @@ class Pool:
         self._wake()
 
     def pids(self) -> dict:
-        """Process ids for tests and diagnostics: the zygote and the current workers."""
+        """Process ids for tests and diagnostics: the zygote, the workers taking tasks, and the quarantined ones."""
         with self._lock:
             return {
                 "zygote": self._zygote.pid if self._zygote is not None else None,
@@ -279,9 +294,9 @@ class Pool:
     def _run(self) -> None:
         try:
             while not self._closing:
-                now = time.monotonic()
-                self._enforce_deadlines(now)
-                self._fill(now)
+                self._enforce(time.monotonic())
+                self._fill()
+                self._park(time.monotonic())
                 for key, _ in self._sel.select(self._next_timeout(time.monotonic())):
                     if key.data is None:
                         self._drain_wake()
@@ -302,49 +317,76 @@ class Pool:
     def _next_timeout(self, now: float) -> float:
         wait = 1.0
         for w in self._workers:
-            if w.inflight:
-                task = w.inflight[0]
-                wait = min(wait, w.head_start + task.timeout_s - now)
-                if not w.quarantined:
-                    wait = min(wait, w.head_start + _slow_s(task.timeout_s) - now)
+            if not w.inflight:
+                continue
+            timeout_s = w.inflight[0].timeout_s
+            wait = min(wait, w.head_start + _WALL_CAP * timeout_s - now)
+            if w.parked_at is None:
+                wait = min(wait, timeout_s - w.run_s(now))
+                if not w.hog:
+                    wait = min(wait, w.next_poll - now)
+            if not w.quarantined:
+                wait = min(wait, w.head_start + _slow_wall_s(timeout_s) - now)
         return max(wait, 0.0)
 
-    def _enforce_deadlines(self, now: float) -> None:
+    def _enforce(self, now: float) -> None:
+        """Kill tasks past their budget; spot hogs (by CPU) and slow tasks (by wall time) and quarantine them."""
         for w in list(self._workers):
             if not w.inflight:
                 continue
-            elapsed = now - w.head_start
-            if elapsed >= w.inflight[0].timeout_s:
+            timeout_s = w.inflight[0].timeout_s
+            if w.run_s(now) >= timeout_s or now - w.head_start >= _WALL_CAP * timeout_s:
                 self.stats["killed"] += 1
                 self._drop_worker(w, head_result=TIMEOUT)
-            elif not w.quarantined and elapsed >= _slow_s(w.inflight[0].timeout_s):
-                self._quarantine(w)
+                continue
+            if not w.hog and w.parked_at is None and now >= w.next_poll:
+                w.next_poll = now + _POLL_S
+                cpu = _cpu_seconds(w.pid)
+                used = cpu - w.cpu_base if cpu is not None else now - w.head_start  # wall time without /proc
+                if used >= min(_HOG_CPU_S, timeout_s / 4):
+                    w.hog = True
+                    self.stats["hogs"] += 1
+                    self._quarantine(w)
+            if not w.quarantined and now - w.head_start >= _slow_wall_s(timeout_s):
+                self._quarantine(w)  # slow but not burning CPU (a busy machine): just free its queued tasks
 
     def _quarantine(self, w: _Worker) -> None:
-        if sum(x.quarantined for x in self._workers) >= max(16, 8 * self.num_workers):
-            return  # too many stuck at once: this one keeps its slot until its deadline
+        if w.quarantined:
+            return
         w.quarantined = True
         self.stats["quarantined"] += 1
-        try:
-            os.setpriority(os.PRIO_PROCESS, w.pid, 19)  # healthy workers keep the cores
-        except OSError:
-            pass
         self._requeue(list(w.inflight)[1:])
         head = w.inflight[0]
         w.inflight.clear()
         w.inflight.append(head)
 
+    def _park(self, now: float) -> None:
+        """Hogs run only while no task waits for a worker; a parked hog's clock stops (``Worker.run_s``)."""
+        with self._lock:
+            waiting = bool(self._pending)
+        for w in self._workers:
+            if not (w.hog and w.inflight):
+                continue
+            if waiting and w.parked_at is None:
+                if _signal(w.pid, signal.SIGSTOP):
+                    w.parked_at = now
+                    self.stats["parked"] += 1
+            elif not waiting and w.parked_at is not None:
+                _signal(w.pid, signal.SIGCONT)
+                w.paused_s += now - w.parked_at
+                w.parked_at = None
+
     def _requeue(self, tasks: list[_Task]) -> None:
         with self._lock:
             self._pending.extendleft(reversed(tasks))
 
-    def _fill(self, now: float) -> None:
+    def _fill(self) -> None:
         """Start workers up to the target and hand out pending tasks, least-loaded worker first."""
         with self._lock:
             has_work = bool(self._pending)
         if not has_work:
             return
-        if now < self._failed_until:
+        if time.monotonic() < self._failed_until:
             self._fail_pending()
             return
         active = [w for w in self._workers if not w.quarantined]
@@ -363,7 +405,7 @@ class Pool:
                 if task.future.done():
                     continue
                 if not w.inflight:
-                    w.head_start = time.monotonic()
+                    w.start_head(time.monotonic(), w.cpu_base)  # an idle worker used no CPU since its last result
                 w.inflight.append(task)
                 try:
                     _send_msg(w.sock, (task.id, task.payload, _soft_s(task.timeout_s)))
@@ -394,22 +436,23 @@ class Pool:
             size = _FRAME.unpack_from(w.buf)[0]
             if len(w.buf) < _FRAME.size + size:
                 break
-            task_id, result = pickle.loads(bytes(w.buf[_FRAME.size : _FRAME.size + size]))
+            task_id, result, cpu = pickle.loads(bytes(w.buf[_FRAME.size : _FRAME.size + size]))
             del w.buf[: _FRAME.size + size]
             if w.inflight and w.inflight[0].id == task_id:
                 _resolve(w.inflight.popleft(), result)
-                w.head_start = time.monotonic()  # the next queued task starts now
-            if w.quarantined:
-                self.stats["retired"] += 1
-                self._drop_worker(w, head_result=ERROR)  # reniced for good: replace it
-                return
+                w.start_head(time.monotonic(), cpu)  # the next queued task, if any, starts now
+            if w.quarantined and not w.inflight:
+                if sum(not x.quarantined for x in self._workers) < 2 * self.num_workers:
+                    w.quarantined = w.hog = False  # back to work: a spare saves the next quarantine a fork
+                    self.stats["rejoined"] += 1
+                else:
+                    self.stats["retired"] += 1
+                    self._drop_worker(w, head_result=ERROR)
+                    return
 
     def _drop_worker(self, w: _Worker, head_result: dict) -> None:
         """Kill a worker, resolve its running task with ``head_result`` and hand its queued tasks back."""
-        try:
-            os.kill(w.pid, signal.SIGKILL)
-        except OSError:
-            pass
+        _signal(w.pid, signal.SIGKILL)  # also ends a stopped (parked) process
         try:
             self._sel.unregister(w.sock)
         except (KeyError, ValueError):
@@ -498,13 +541,34 @@ class Pool:
         self._wake_w.close()
 
 
-def _slow_s(timeout_s: float) -> float:
-    return min(_SLOW_S, timeout_s / 4)
+def _slow_wall_s(timeout_s: float) -> float:
+    return min(_SLOW_WALL_S, timeout_s / 4)
 
 
 def _soft_s(timeout_s: float) -> float:
-    """In-worker SIGALRM budget: interrupts Python-level slowness before the hard kill is needed."""
+    """In-worker CPU-time budget (ITIMER_PROF): interrupts Python-level slowness before a kill is needed."""
     return max(0.05, 0.8 * timeout_s)
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User+system CPU seconds of a process from ``/proc/<pid>/stat`` (None where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime and stime: fields 14 and 15 of stat(5)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _signal(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+        return True
+    except OSError:
+        return False
 
 
 def _resolve(task: _Task, result: dict) -> None:

@@ -295,7 +295,8 @@ async def compute_score_async(
 
 def warmup(num_workers: int | None = None) -> None:
     """Start the pool and its workers now rather than on the first call."""
-    compute_scores(["\\boxed{1}"] * max(1, num_workers or _pool.default_num_workers()), ["1"], num_workers=num_workers)
+    n = max(1, num_workers or _pool.default_num_workers())
+    compute_scores(["\\boxed{1}"] * n, ["1"] * n, num_workers=num_workers)
 
 
 def shutdown() -> None:

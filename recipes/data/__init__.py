@@ -11,7 +11,7 @@ from .prepare import PrepareOptions, PrepareSummary, prepare, prepare_many, to_v
 from .specs import EVAL_SIX, SPECS, DatasetSpec, Problem, SchemaError, build_problems, get_spec
 from .templates import DEFAULT_TEMPLATE, TEMPLATES, PromptTemplate, get_template
 from .traces import OPENR1_220K, JoinReport, attach_second_traces, pick_trace
-from .validate import DataValidationError, Failure, ValidationReport, math_verify_gold_check, validate
+from .validate import DataValidationError, Failure, ValidationReport, reward_gold_check, validate
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -43,7 +43,7 @@ __all__ = [
     "get_template",
     "last_boxed",
     "load_records",
-    "math_verify_gold_check",
+    "reward_gold_check",
     "normalize_gold",
     "pick_trace",
     "prepare",

@@ -7,7 +7,8 @@ misreads:
 * ``$...$`` delimiters are removed (OlympiadBench stores ``$\frac{1}{2}$``);
 * e-notation becomes ``\times 10^{k}``: math-verify reads ``$4.5e33$`` as ``4.5·e·33`` (e = Euler's number),
   so 58 of Minerva's 272 golds could never match a model's ``4.5 \times 10^{33}``;
-* integral floats lose their ``.0`` (``142.0`` -> ``142``; the AMC sets store floats);
+* integral floats lose their ``.0`` (``142.0`` -> ``142``; the AMC sets store floats) and integers their
+  leading zeros (AIME ``025`` -> ``25``);
 * one trailing period is dropped (``(-\infty, 0) \cup\{1\}.``).
 """
 
@@ -72,6 +73,8 @@ def normalize_gold(value) -> str | None:
         text = text[:-1].rstrip()
     if re.fullmatch(r"[+-]?\d+\.0+", text):  # "142.0" -> "142"
         text = text.split(".")[0]
+    if re.fullmatch(r"0+\d", text) or re.fullmatch(r"0\d+", text):  # AIME "025" -> "25"
+        text = str(int(text))
     return e_notation_to_latex(text) or None
 
 

@@ -18,6 +18,7 @@ samples by ``problem_id`` for pass@k (MATH_EVAL.md section 2.2).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from .validate import (
     GoldCheck,
     ValidationReport,
     apply_validation,
-    math_verify_gold_check,
+    reward_gold_check,
     validate,
 )
 
@@ -74,8 +75,8 @@ class PrepareOptions:
     """Tokenizer path for ``max_trace_tokens``."""
     limit: int | None = None
     """Read only the first ``limit`` source rows (smoke runs)."""
-    gold_check: GoldCheck | None = math_verify_gold_check
-    """Gold self-consistency check (None skips it)."""
+    gold_check: GoldCheck | None = reward_gold_check
+    """Gold round trip through the reward (None skips it); see :func:`~.validate.reward_gold_check`."""
     progress: bool = True
     """Show tqdm progress bars."""
 
@@ -195,9 +196,10 @@ def prepare(name: str, output: str | Path, opts: PrepareOptions | None = None) -
         )
 
     min_traces = opts.min_traces if opts.min_traces is not None else int(spec.expert_traces)
-    summary.validation = validate(
-        spec.name, problems, min_traces=min_traces, gold_check=opts.gold_check, progress=opts.progress
-    )
+    gold_check = opts.gold_check
+    if gold_check is reward_gold_check and not opts.progress:
+        gold_check = functools.partial(reward_gold_check, progress=False)
+    summary.validation = validate(spec.name, problems, min_traces=min_traces, gold_check=gold_check)
     summary.failures_path = _write_failures(summary.validation, output)
     try:
         problems = apply_validation(problems, summary.validation, drop_invalid=opts.drop_invalid)

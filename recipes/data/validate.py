@@ -7,22 +7,22 @@ Checks, in order (``code``: meaning):
 * builder issues: ``missing_gold`` (no answer / no ``\boxed{}`` in the solution), ``prompt_not_dapo_template``,
   ``expert_trace_incomplete`` (a trace without ``</think>``);
 * ``gold_unparseable`` / ``gold_not_self_verifying``: the gold, written as a model answer ``\boxed{gold}``, must
-  be extracted and graded correct against itself by the grader (MATH_EVAL.md sections 0.3-0.4: a gold the
-  grader cannot match would make every sample of that problem score 0);
+  score 1.0 against itself under ``trustrl.reward.math_reward`` (MATH_EVAL.md sections 0.3-0.4: a gold the
+  grader cannot match makes every sample of that problem score 0, so it teaches and measures nothing);
 * ``missing_expert_trace``: fewer expert traces than required (sets with expert traces only);
 * ``duplicate_problem_id``: two rows share an id (pass/maj@k group samples by it).
 """
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .specs import Problem
 
-GoldCheck = Callable[[str], "tuple[str, str] | None"]
+# golds -> one (code, detail) or None per gold
+GoldCheck = Callable[[Sequence[str]], "Sequence[tuple[str, str] | None]"]
 
 
 class DataValidationError(ValueError):
@@ -67,31 +67,33 @@ class ValidationReport:
         }
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def math_verify_gold_check(gold: str) -> tuple[str, str] | None:
-    r"""None when ``\boxed{gold}`` parses and verifies against the gold with strict math-verify settings.
+def reward_gold_check(
+    golds: Sequence[str], *, chunk: int = 2048, progress: bool = True
+) -> list[tuple[str, str] | None]:
+    r"""Round trip through the training/eval reward: ``\boxed{gold}`` must score 1.0 against ``gold``.
 
-    Gold side: ``\boxed{gold}`` with LaTeX extraction. Answer side: the strict reward configuration of
-    MATH_EVAL.md section 3.2 (boxed first, no unanchored extraction, no malformed-operator or nits fixes).
+    Uses :func:`trustrl.reward.math_reward.compute_scores` (strict math-verify in a hang-proof worker pool), so a
+    row passes exactly when the grader used for training and evaluation can match its own gold. Returns one
+    ``(code, detail)`` or None per gold.
     """
-    from math_verify import LatexExtractionConfig, parse, verify
-    from math_verify.parser import NormalizationConfig
+    from tqdm.auto import tqdm
+    from trustrl.reward.math_reward import compute_scores
 
-    boxed = "\\boxed{" + gold + "}"
-    gold_parsed = parse(boxed, extraction_config=[LatexExtractionConfig(boxed_match_priority=0)])
-    if not gold_parsed:
-        return "gold_unparseable", f"math-verify extracts nothing from {boxed!r}"
-    strict = LatexExtractionConfig(
-        normalization_config=NormalizationConfig(
-            basic_latex=True, units=True, malformed_operators=False, nits=False, boxed="all", equations=False
-        ),
-        boxed_match_priority=0,
-        try_extract_without_anchor=False,
-    )
-    answer = parse(boxed, extraction_config=[strict])
-    if not answer or not verify(gold_parsed, answer):
-        return "gold_not_self_verifying", f"the answer {boxed!r} is not graded correct against gold {gold!r}"
-    return None
+    out: list[tuple[str, str] | None] = []
+    with tqdm(total=len(golds), desc="gold check", disable=not progress) as bar:
+        for lo in range(0, len(golds), chunk):
+            part = list(golds[lo : lo + chunk])
+            for gold, r in zip(part, compute_scores(["\\boxed{" + g + "}" for g in part], part)):
+                if r["acc"]:
+                    out.append(None)
+                elif r["status"] == "gold_unparseable":
+                    out.append(("gold_unparseable", f"the reward cannot parse gold {gold!r}"))
+                else:
+                    out.append(
+                        ("gold_not_self_verifying", f"\\boxed{{{gold}}} scores 0 against itself (status {r['status']})")
+                    )
+            bar.update(len(part))
+    return out
 
 
 def validate(
@@ -99,19 +101,25 @@ def validate(
     problems: Sequence[Problem],
     *,
     min_traces: int = 0,
-    gold_check: GoldCheck | None = math_verify_gold_check,
-    progress: bool = True,
+    gold_check: GoldCheck | None = reward_gold_check,
 ) -> ValidationReport:
-    """Check every problem; ``min_traces`` > 0 requires that many expert traces per row."""
-    from tqdm.auto import tqdm
+    """Check every problem; ``min_traces`` > 0 requires that many expert traces per row.
 
+    ``gold_check`` is called once with the distinct golds (None skips the check).
+    """
+    golds = sorted({p.gold for p in problems if p.gold is not None})
+    gold_issues = {}
+    if gold_check is not None and golds:
+        verdicts = list(gold_check(golds))
+        if len(verdicts) != len(golds):
+            raise ValueError(f"gold_check returned {len(verdicts)} verdicts for {len(golds)} golds")
+        gold_issues = dict(zip(golds, verdicts))
     report = ValidationReport(dataset, len(problems))
     seen: dict[str, int] = {}
-    for row, p in enumerate(tqdm(problems, desc=f"{dataset}: validating", disable=not progress)):
+    for row, p in enumerate(problems):
         found = [] if p.problem else [("empty_problem", "the problem text is empty")]
         found += p.issues
-        if p.gold is not None and gold_check is not None:
-            found += [issue] if (issue := gold_check(p.gold)) else []
+        found += [gold_issues[p.gold]] if gold_issues.get(p.gold) else []
         if len(p.expert_solutions) < min_traces:
             found.append(("missing_expert_trace", f"has {len(p.expert_solutions)} of {min_traces} expert traces"))
         if p.problem_id in seen:

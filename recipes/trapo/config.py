@@ -82,13 +82,13 @@ def _check_schedule(s: MicroGroupSchedule) -> None:
             f"{len(s.prefix_ratios)}; give all three lists (or null for the preset's)",
         )
     if s.thresholds[0] != -1:
-        raise _err("thresholds", f"[0] must be -1 (the first micro-group is never guided), got {s.thresholds[0]}")
+        raise _err("thresholds[0]", f"must be -1 (the first micro-group is never guided), got {s.thresholds[0]}")
     if any(b <= a for a, b in zip(s.thresholds, s.thresholds[1:])):
         raise _err("thresholds", f"must be strictly increasing, got {list(s.thresholds)}")
     if any(not 0.0 <= r <= 1.0 for r in s.prefix_ratios):
         raise _err("prefix_ratios", f"must lie in [0, 1], got {list(s.prefix_ratios)}")
     if s.prefix_ratios[0] != 0:
-        raise _err("prefix_ratios", f"[0] must be 0 (the first micro-group is unguided), got {s.prefix_ratios[0]}")
+        raise _err("prefix_ratios[0]", f"must be 0 (the first micro-group is unguided), got {s.prefix_ratios[0]}")
     if any(b < a for a, b in zip(s.prefix_ratios, s.prefix_ratios[1:])):
         raise _err("prefix_ratios", f"must be non-decreasing, got {list(s.prefix_ratios)}")
 

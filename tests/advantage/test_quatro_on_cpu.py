@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-
 from trustrl.advantage import quatro as Q
 from trustrl.advantage.quatro import QuatroConfig, compute_quatro_outcome_advantage, solve_quatro_targets
 
@@ -174,7 +173,9 @@ TABLE = [
 @pytest.mark.parametrize("delta,c,lam,rho_pos,rho_neg", TABLE)
 def test_reproduces_spec_table(delta, c, lam, rho_pos, rho_neg):
     # κ = 0 with a tiny λ floor: the guard must not change these entries (none is slack at G = 8)
-    sol = solve_quatro_targets(torch.tensor([1.0] * c + [0.0] * (8 - c)), ["q"] * 8, QuatroConfig(delta, 0.0, "exact", 1e-6))
+    sol = solve_quatro_targets(
+        torch.tensor([1.0] * c + [0.0] * (8 - c)), ["q"] * 8, QuatroConfig(delta, 0.0, "exact", 1e-6)
+    )
     assert float(sol.lam[0]) == pytest.approx(lam, abs=1.5e-3)
     assert math.exp(sol.targets[0]) == pytest.approx(rho_pos, abs=1.5e-3)
     assert math.exp(sol.targets[-1]) == pytest.approx(rho_neg, abs=1.5e-3)
@@ -392,9 +393,7 @@ def test_verl_compute_advantage_dispatch_in_fresh_process():
     rewards[torch.arange(bs), lengths - 1] = (torch.rand(bs) < 0.5).float()
     uid = [f"p{i % 4}" for i in range(bs)]
     payload = json.dumps({"rewards": rewards.tolist(), "mask": mask.tolist(), "uid": uid})
-    proc = subprocess.run(
-        [sys.executable, "-c", VERL_DISPATCH, payload], capture_output=True, text=True, timeout=300
-    )
+    proc = subprocess.run([sys.executable, "-c", VERL_DISPATCH, payload], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     sol = solve_quatro_targets(rewards.sum(-1), np.array(uid, dtype=object), QuatroConfig(delta=0.08, kappa=0.1))

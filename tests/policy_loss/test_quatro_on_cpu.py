@@ -16,7 +16,6 @@ import sys
 import pytest
 import torch
 from omegaconf import OmegaConf
-
 from trustrl.advantage.quatro import QuatroConfig, solve_quatro_targets
 from trustrl.policy_loss.quatro import QuatroPolicyLossConfig, compute_policy_loss_quatro
 from verl.trainer.ppo.core_algos import PolicyLossFn, get_policy_loss_fn
@@ -277,8 +276,15 @@ def test_bfloat16_inputs(level):
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert lp.grad.dtype == torch.bfloat16 and bool(torch.isfinite(lp.grad.float()).all())
     # the math runs in float32 on the bf16 values: same result as float32 inputs holding those values
-    ref = _ours(old.to(torch.bfloat16).float(), new.to(torch.bfloat16).float(), adv.to(torch.bfloat16).float(),
-                mask, "seq-mean-token-mean", level, isw)
+    ref = _ours(
+        old.to(torch.bfloat16).float(),
+        new.to(torch.bfloat16).float(),
+        adv.to(torch.bfloat16).float(),
+        mask,
+        "seq-mean-token-mean",
+        level,
+        isw,
+    )
     torch.testing.assert_close(loss, ref[0], rtol=0, atol=0)
 
 
@@ -327,7 +333,7 @@ def test_population_convergence_to_exponential_tilt():
         # plain gradient descent on the loss (= ascent on the objective)
         opt = torch.optim.SGD([root, child], lr=10.0)
         cfg = _actor(level, "token-mean")
-        for _ in range(500):
+        for _ in range(120):
             opt.zero_grad()
             lp1 = torch.log_softmax(root, 0)[first]
             lp2 = torch.log_softmax(child, 1)[first, second]
@@ -343,7 +349,10 @@ def test_population_convergence_to_exponential_tilt():
 def test_config_dataclass_and_defaults():
     cfg = QuatroPolicyLossConfig()
     assert (cfg.loss_mode, cfg.ratio_level, cfg.log_ratio_clamp, cfg.zero_target) == (
-        "quatro", "seq_len_norm", 20.0, "anchor"
+        "quatro",
+        "seq_len_norm",
+        20.0,
+        "anchor",
     )
     for kwargs, pattern in [
         ({"ratio_level": "sequence"}, r"policy_loss\.ratio_level='sequence' is invalid.*seq_len_norm"),
@@ -361,7 +370,9 @@ def test_config_dataclass_and_defaults():
     # a DictConfig actor section (as hydra composes it) works too, and None means defaults
     dict_cfg = OmegaConf.create({"policy_loss": {"loss_mode": "quatro", "ratio_level": "seq"}})
     by_dict = compute_policy_loss_quatro(old, new, adv, mask, "seq-mean-token-mean", dict_cfg)[0]
-    assert torch.equal(by_dict, compute_policy_loss_quatro(old, new, adv, mask, "seq-mean-token-mean", _actor("seq"))[0])
+    assert torch.equal(
+        by_dict, compute_policy_loss_quatro(old, new, adv, mask, "seq-mean-token-mean", _actor("seq"))[0]
+    )
     assert torch.equal(plain, compute_policy_loss_quatro(old, new, adv, mask, "seq-mean-token-mean", None)[0])
 
 
@@ -369,7 +380,13 @@ def test_registered_with_verl_signature():
     assert get_policy_loss_fn("quatro") is compute_policy_loss_quatro
     params = list(inspect.signature(compute_policy_loss_quatro).parameters)
     assert params == [
-        "old_log_prob", "log_prob", "advantages", "response_mask", "loss_agg_mode", "config", "rollout_is_weights"
+        "old_log_prob",
+        "log_prob",
+        "advantages",
+        "response_mask",
+        "loss_agg_mode",
+        "config",
+        "rollout_is_weights",
     ]
     assert len(PolicyLossFn.__args__) - 1 == len(params)  # Callable[[7 args], ret]
 

@@ -13,12 +13,6 @@ import math
 
 import pytest
 import torch
-from verl.trainer.ppo.core_algos import get_policy_loss_fn
-from verl.utils import tensordict_utils as tu
-from verl.utils.metric import AggregationType, Metric
-from verl.workers.config import ActorConfig, PolicyLossConfig
-from verl.workers.utils.losses import ppo_loss
-
 from trustrl.policy_loss.trapo import (
     TRAPO_LOSS_AGG_MODES,
     TrapoLossConfig,
@@ -27,6 +21,11 @@ from trustrl.policy_loss.trapo import (
     trapo_token_masks,
     trsft_token_loss,
 )
+from verl.trainer.ppo.core_algos import get_policy_loss_fn
+from verl.utils import tensordict_utils as tu
+from verl.utils.metric import AggregationType, Metric
+from verl.workers.config import ActorConfig, PolicyLossConfig
+from verl.workers.utils.losses import ppo_loss
 
 L_MAX = 12  # loss_scale_factor: a constant max response length
 MODES = list(TRAPO_LOSS_AGG_MODES)
@@ -144,7 +143,7 @@ def reference_loss(rows, trapo: TrapoLossConfig, cfg: ActorConfig, dp_size=1, n_
                     loss_t = torch.minimum(loss_t, torch.tensor(-a * clip_c, dtype=lp.dtype))
                 total = total + loss_t
             elif r["sft"][t]:
-                weight = min(1.0, math.exp(float(lp)) / trapo.alpha)  # stop-gradient: a Python float
+                weight = min(1.0, math.exp(float(lp.detach())) / trapo.alpha)  # stop-gradient: a Python float
                 total = total + trapo.sft_coef * (-weight * lp)
     n_tokens = sum(int(r["resp"].sum()) for r in rows) if n_tokens is None else n_tokens
     n_rows = len(rows) if n_rows is None else n_rows
@@ -271,8 +270,6 @@ def test_unguided_batch_equals_verl_ppo_loss(rl_loss_mode, mode):
     info = global_info(rows)
     cfg = actor_config(mode, entropy_coeff=0.01, policy_loss=PolicyLossConfig(loss_mode=rl_loss_mode))
     loss, metrics = trapo_loss(
-        cfg, model_output(rows, entropy=True), to_td(rows, **info), trapo_config=TrapoLossConfig(rl_loss_mode, 0.1)
-    ) if False else trapo_loss(
         cfg,
         model_output(rows, entropy=True),
         to_td(rows, **info),
@@ -335,8 +332,12 @@ def test_micro_batch_invariance(mode, rl_loss_mode):
         torch.testing.assert_close(r["lp"].grad, g, rtol=1e-10, atol=1e-12)
     # SUM-aggregated metrics add up over micro-batches to the mini-batch value
     full = values(full_metrics)
-    for key in ("actor/trapo/rl_loss", "actor/trapo/sft_loss", "actor/trapo/sft_token_share",
-                "actor/trapo/per_resp_token/sft_nll"):
+    for key in (
+        "actor/trapo/rl_loss",
+        "actor/trapo/sft_loss",
+        "actor/trapo/sft_token_share",
+        "actor/trapo/per_resp_token/sft_nll",
+    ):
         assert sum(per_key[key]) == pytest.approx(full[key], rel=1e-9, abs=1e-12)
 
 
@@ -365,8 +366,12 @@ def test_data_parallel_invariance(mode):
     for g, r in zip(full_grads, rows):
         torch.testing.assert_close(r["lp"].grad / 2, g, rtol=1e-10, atol=1e-12)  # the all-reduce mean
     full = values(full_metrics)
-    for key in ("actor/trapo/rl_loss", "actor/trapo/sft_loss", "actor/trapo/rl_token_share",
-                "actor/trapo/per_resp_token/sft_p_mean"):
+    for key in (
+        "actor/trapo/rl_loss",
+        "actor/trapo/sft_loss",
+        "actor/trapo/rl_token_share",
+        "actor/trapo/per_resp_token/sft_p_mean",
+    ):
         got = Metric.aggregate_dp([m[key] for m in rank_metrics])
         assert got == pytest.approx(full[key], rel=1e-9, abs=1e-12)
 
@@ -381,7 +386,7 @@ def test_junk_in_masked_positions_changes_nothing(rl_loss_mode):
     zero_grads(rows)
     for j, r in enumerate(rows):
         junk = 1e4 if j % 2 else -1e4
-        outside_rl = (r["prefix"].bool() | ~r["resp"].bool())
+        outside_rl = r["prefix"].bool() | ~r["resp"].bool()
         # RL inputs at expert and masked slots, log-probs at prompt positions
         r["old"] = torch.where(outside_rl, torch.full_like(r["old"], junk), r["old"])
         r["adv"] = torch.where(outside_rl, torch.full_like(r["adv"], -junk), r["adv"])
@@ -430,7 +435,7 @@ def test_metrics_match_token_counts():
             if not r["resp"][t]:
                 continue
             n_resp += 1
-            lp = float(r["lp"][r["plen"] - 1 + t])
+            lp = float(r["lp"].detach()[r["plen"] - 1 + t])
             if not r["prefix"][t]:
                 n_rl += 1
             elif r["sft"][t]:
@@ -488,17 +493,15 @@ def test_gradcheck_float64():
     rows = make_rows(13, bs=3)
     info = global_info(rows)
     cfg = actor_config()
-    trapo = TrapoLossConfig(rl_loss_mode="gspo")
+    # finite differences would see the stop-gradient weight move: with α = 0.01 every p (≥ e^-4) is inside the
+    # trust region, the weight is constant 1 and the analytic gradient must match the numerical one
+    trapo = TrapoLossConfig(rl_loss_mode="gspo", alpha=0.01)
 
     def f(*leaves):
         local = [dict(r, lp=leaf) for r, leaf in zip(rows, leaves)]
-        # the SFT weight is piecewise (kink at p = α), so gradcheck compares against the stop-grad weight's
-        # gradient only away from the kink: the random log-probs avoid exact equality
         return trapo_loss(cfg, model_output(local), to_td(local, **info), trapo_config=trapo)[0]
 
     leaves = [r["lp"].detach().clone().requires_grad_() for r in rows]
-    # finite differences see the weight change: compare only with α small enough that all p ≥ α (weight ≡ 1)
-    trapo = TrapoLossConfig(rl_loss_mode="gspo", alpha=0.01)
     assert torch.autograd.gradcheck(f, leaves, eps=1e-6, atol=1e-7)
 
 
@@ -556,3 +559,65 @@ def test_signature_matches_the_engine_contract_and_docstring():
     assert inspect.signature(trapo_loss).parameters["dp_group"].default is None
     doc = trapo_loss.__doc__
     assert all(f"{name}:" in doc for name in params)
+
+
+# ------------------------------------------------------------------------------------------------ Proposition 1
+
+
+def trsft_optimum(p_expert: list[float], alpha: float) -> list[float]:
+    """argmax_{p ∈ simplex} Σ_c p_E(c) f_α(p(c)), f_α' = 1/max(p, α), from the KKT conditions (no optimisation).
+
+    λ solves m(λ) = Σ_{p_E(c) > αλ} p_E(c)/λ = 1 (bisection; m decreases and drops by α where an outcome leaves
+    S(λ) = {c : p_E(c) > αλ}). If m(λ) = 1 is hit, Proposition 1 of arXiv:2512.17636: p* = p_E/λ on S(λ), 0 elsewhere.
+    Otherwise m jumps over 1 at λ = p_E(c_b)/α and the outcome c_b sits on the boundary with p* = 1 − Σ_S p_E/λ < α
+    (KKT: p_E(c_b)/α = λ); Prop. 1 as quoted covers only the first case.
+    """
+
+    def mass(lam):
+        return sum(v for v in p_expert if v > alpha * lam) / lam
+
+    lo, hi = 1e-12, max(p_expert) / alpha * (1 + 1e-9)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if mass(mid) >= 1 else (lo, mid)
+    lam = hi
+    p_star = [v / lam if v > alpha * lam else 0.0 for v in p_expert]
+    if abs(mass(lam) - 1) > 1e-9:  # boundary outcome: the one with p_E = αλ
+        boundary = min(range(len(p_expert)), key=lambda c: abs(p_expert[c] - alpha * lam))
+        p_star[boundary] = 1.0 - sum(p_star)
+    return p_star
+
+
+def test_proposition_1_trsft_optimum_of_a_categorical():
+    """Adam on softmax logits with the expected TrSFT loss −Σ_c p_E(c)·sg(min(1, p_c/α))·log p_c converges to the
+    closed form; α → 0 recovers p_E (SFT). All cases run as one batch (Adam is elementwise)."""
+    dirichlet = torch.distributions.Dirichlet(torch.ones(12, dtype=torch.float64))
+    p_e = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        p_e.append(dirichlet.sample())
+    # cases (p_E seed, α), chosen to cover both KKT cases: (0, 0.1), (1, 0.3) generic, (0, 0.3), (2, 0.1) boundary
+    cases = [(0, 0.1), (1, 0.3), (0, 0.3), (2, 0.1), (0, 1e-6)]
+    expert = torch.stack([p_e[i] for i, _ in cases])
+    alpha = torch.tensor([a for _, a in cases], dtype=torch.float64)[:, None]
+    logits = torch.zeros_like(expert, requires_grad=True)
+    # a short second-moment memory keeps Adam's steps ~lr while the pruned outcomes' gradients vanish (p → 0)
+    opt = torch.optim.Adam([logits], lr=0.3, betas=(0.9, 0.95))
+    steps = 800
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=1e-3 ** (1 / steps))
+    for _ in range(steps):
+        opt.zero_grad()
+        log_p = torch.log_softmax(logits, dim=-1)
+        loss, _ = trsft_token_loss(log_p, alpha)  # α broadcast per case: −sg(min(1, p/α))·log p
+        (expert * loss).sum().backward()
+        opt.step()
+        sched.step()
+    p = torch.softmax(logits.detach(), dim=-1)
+    kinds = []
+    for k, (_, a) in enumerate(cases):
+        p_star = torch.tensor(trsft_optimum(expert[k].tolist(), a), dtype=torch.float64)
+        torch.testing.assert_close(p[k], p_star, rtol=0, atol=1e-4)
+        kinds.append(bool(((p_star > 0) & (p_star < a)).any()))
+        assert (p_star == 0).sum() > 0 or a < 1e-3  # the tail is pruned (mode seeking) for α > 0
+    assert any(kinds) and not all(kinds)  # both the generic and the boundary case were exercised
+    torch.testing.assert_close(p[-1], expert[-1], rtol=0, atol=1e-5)  # α → 0: SFT, p* = p_E

@@ -1,0 +1,224 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""Benchmark the math reward: throughput against verl's math-verify path, and batch latency with hanging inputs.
+
+    python scripts/bench/bench_reward.py --out bench_reward.json          # 4,096 responses, timeout 5 s
+    python scripts/bench/bench_reward.py --n 512 --skip-verl-threads      # quick look
+
+Rows of the printed table:
+
+* ``trustrl compute_scores``: the batch API on ``--n`` typical responses (pool already warm).
+* ``trustrl compute_score x T threads``: verl's naive manager pattern, one blocking call per sample from a thread
+  pool of ``min(32, cores + 4)`` threads (asyncio's default executor, which verl's reward loop uses).
+* ``verl math_verify sequential``: ``verl.utils.reward_score.math_verify.compute_score`` one call after another,
+  the path whose ~62 calls/s the issue quotes; ``... x T threads``: the same from the thread pool.
+* ``hang batch``: the same responses with 1% replaced by inputs that hang math-verify (Math-Verify #65 and
+  power towers). Overhead = its wall time minus the clean batch's; the target is at most ``timeout_s + 1``.
+
+Typical responses are synthetic and seeded: 512 problems x 8 samples, reasoning of 0.3-4 kB with inline LaTeX, half
+wrapped in ``<think>``, 70% end in a box (correct in a different notation or wrong), the rest end unboxed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HANG_TEMPLATES = (
+    # Math-Verify #65 ("forever hang"), with the base and the constants varied so no cache can help
+    r"\dfrac{{{k}^{{\left({k}^{{\left({k}^{{\left({k}^{k}\right)}}\right)}} - {j}\right)}} - 5}}{{16}}",
+    # a power tower: sympy evaluates k^(k^k) exactly when comparing it with the gold
+    r"{k}^{{{k}^{{{k}}}}} - {j}",
+)
+# (gold, [correct notations], [wrong answers]) per answer family
+FAMILIES = (
+    lambda r, a, b: (f"{a}", [f"{a}", f"{a}.0"], [f"{a + 1}", f"{a * 2}"]),
+    lambda r, a, b: (f"\\frac{{{a}}}{{{b}}}", [f"\\dfrac{{{a}}}{{{b}}}", f"{a}/{b}"], [f"\\frac{{{b}}}{{{a}}}"]),
+    lambda r, a, b: (f"{a}\\sqrt{{{b}}}", [f"\\sqrt{{{a * a * b}}}", f"{a}\\sqrt{b}"], [f"{a + 1}\\sqrt{{{b}}}"]),
+    lambda r, a, b: (f"({a}, {b})", [f"\\left({a},{b}\\right)", f"({a},{b})"], [f"({b}, {a})"]),
+    lambda r, a, b: (f"[{a}, {a + b})", [f"[{a},{a + b})"], [f"({a}, {a + b})", f"[{a}, {a + b}]"]),
+    lambda r, a, b: (f"{a}\\pi", [f"{a} \\pi", f"\\pi \\cdot {a}"], [f"{a + b}\\pi"]),
+    lambda r, a, b: (f"x^2 + {a}x + {b}", [f"{b} + {a}x + x^2"], [f"x^2 - {a}x + {b}"]),
+    lambda r, a, b: (f"{a}.{b}", [f"{a}.{b}0"], [f"{a}.{b + 1}"]),
+    lambda r, a, b: (f"{a}^\\circ", [f"{a}", f"{a}^{{\\circ}}"], [f"{a + 10}^\\circ"]),
+    lambda r, a, b: (
+        f"{a}.{b}e{b % 9 + 3}",
+        [f"{a}.{b} \\times 10^{{{b % 9 + 3}}}"],
+        [f"{a}.{b} \\times 10^{{{b % 9 + 4}}}"],
+    ),
+)
+FILLER = (
+    "We first note that the expression $f(x) = x^2 + {a}x + {b}$ has discriminant ${a}^2 - 4 \\cdot {b}$.",
+    "Substituting $n = {a}$ gives $\\frac{{n(n+1)}}{{2}} = {c}$, so the sum checks out.",
+    "Let me double-check: ${a} \\times {b} = {d}$, and ${d} + {a} = {e}$.",
+    "Consider the triangle with sides ${a}$, ${b}$ and $\\sqrt{{{a}^2 + {b}^2}}$; by Pythagoras it is right-angled.",
+    "Wait, that is not quite right. Going back to the equation $x + {a} = {b}$, we get $x = {f}$.",
+    "Hence the probability is $\\frac{{{a}}}{{{e}}}$ in lowest terms, since $\\gcd({a}, {e}) = 1$.",
+    "The interval of convergence is $(-{a}, {a})$ and the radius is ${a}$.",
+)
+
+
+def make_responses(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    solutions, golds = [], []
+    n_problems = max(1, n // 8)
+    problems = []
+    for i in range(n_problems):
+        a, b = rng.randint(2, 97), rng.randint(2, 97)
+        problems.append(FAMILIES[i % len(FAMILIES)](rng, a, b))
+    for i in range(n):
+        gold, right, wrong = problems[i % n_problems]
+        a, b = rng.randint(2, 999), rng.randint(2, 999)
+        fmt = {"a": a, "b": b, "c": a * (a + 1) // 2, "d": a * b, "e": a * b + a, "f": b - a}
+        paragraphs = [rng.choice(FILLER).format(**fmt) for _ in range(rng.randint(3, 40))]
+        body = " ".join(paragraphs)
+        roll = rng.random()
+        if roll < 0.45:
+            ending = f"Therefore, the final answer is $\\boxed{{{rng.choice(right)}}}$."
+        elif roll < 0.7:
+            ending = f"Therefore, the final answer is $\\boxed{{{rng.choice(wrong)}}}$."
+        else:
+            ending = f"Therefore, the answer is {rng.choice(right + wrong)}."
+        text = f"{body}\n\n{ending}"
+        if rng.random() < 0.5:
+            text = f"<think>\n{body}\n</think>\n\n{ending}"
+        solutions.append(text)
+        golds.append(gold)
+    return solutions, golds
+
+
+def with_hangs(solutions: list[str], fraction: float, seed: int = 1) -> tuple[list[str], list[int]]:
+    rng = random.Random(seed)
+    k = max(1, round(len(solutions) * fraction))
+    where = sorted(rng.sample(range(len(solutions)), k))
+    out = list(solutions)
+    for n, i in enumerate(where):
+        latex = HANG_TEMPLATES[n % 2].format(k=3 + n % 7, j=4 + n)
+        out[i] = f"Computing carefully, the answer is $\\boxed{{{latex}}}$."
+    return out, where
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=4096, help="number of typical responses")
+    parser.add_argument("--timeout-s", type=float, default=5.0, help="per-sample timeout of the trustrl reward")
+    parser.add_argument("--num-workers", type=int, default=None, help="trustrl pool size (default min(4, cores))")
+    parser.add_argument("--hang-fraction", type=float, default=0.01, help="fraction of hanging inputs")
+    parser.add_argument("--skip-verl", action="store_true", help="skip verl's math_verify path entirely")
+    parser.add_argument("--skip-verl-threads", action="store_true", help="skip verl's path from a thread pool")
+    parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    args = parser.parse_args()
+
+    from trustrl.reward import _pool, math_reward
+
+    solutions, golds = make_responses(args.n)
+    threads = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor size
+    rows = []
+
+    _, startup = timed(lambda: math_reward.warmup(args.num_workers))
+    kw = {"timeout_s": args.timeout_s, "num_workers": args.num_workers}
+    ours, t_ours = timed(lambda: math_reward.compute_scores(solutions, golds, **kw))
+    rows.append(("trustrl compute_scores", args.n, t_ours))
+
+    def one(i):
+        return math_reward.compute_score("bench", solutions[i], golds[i], None, **kw)["score"]
+
+    with ThreadPoolExecutor(threads) as ex:
+        _, t_threads = timed(lambda: list(ex.map(one, range(args.n))))
+    rows.append((f"trustrl compute_score x {threads} threads", args.n, t_threads))
+
+    verl_scores, t_verl = None, None
+    if not args.skip_verl:
+        from verl.utils.reward_score.math_verify import compute_score as verl_score
+
+        verl_score("\\boxed{1}", "1")  # start verl's process pool outside the timing
+        verl_scores, t_verl = timed(lambda: [verl_score(s, g) for s, g in zip(solutions, golds)])
+        rows.append(("verl math_verify sequential", args.n, t_verl))
+        if not args.skip_verl_threads:
+            with ThreadPoolExecutor(threads) as ex:
+                _, t_verl_threads = timed(lambda: list(ex.map(verl_score, solutions, golds)))
+            rows.append((f"verl math_verify x {threads} threads", args.n, t_verl_threads))
+
+    hung, where = with_hangs(solutions, args.hang_fraction)
+    stats_before = dict(_pool.get_pool(args.num_workers).stats)
+    hang_results, t_hang = timed(lambda: math_reward.compute_scores(hung, golds, **kw))
+    stats_after = dict(_pool.get_pool(args.num_workers).stats)
+    rows.append((f"hang batch ({len(where)} hanging)", args.n, t_hang))
+
+    hang_set = set(where)
+    unaffected = all(
+        hang_results[i]["score"] == ours[i]["score"] and hang_results[i]["status"] == ours[i]["status"]
+        for i in range(args.n)
+        if i not in hang_set
+    )
+    figures = {
+        "n": args.n,
+        "timeout_s": args.timeout_s,
+        "num_workers": _pool.get_pool(args.num_workers).num_workers,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_avg_1m_at_end": os.getloadavg()[0],
+        "platform": platform.platform(),
+        "pool_startup_s": startup,
+        "rows": [{"path": p, "n": n, "seconds": s, "per_s": n / s} for p, n, s in rows],
+        "ratio_vs_verl_sequential": (t_verl / t_ours) if t_verl else None,
+        "trustrl_mean_score": sum(r["score"] for r in ours) / args.n,
+        "verl_mean_score": (sum(verl_scores) / args.n) if verl_scores else None,
+        "score_disagreements": (sum(r["score"] != v for r, v in zip(ours, verl_scores)) if verl_scores else None),
+        "status_counts": _count(r["status"] for r in ours),
+        "hang": {
+            "n_hanging": len(where),
+            "batch_s": t_hang,
+            "clean_batch_s": t_ours,
+            "overhead_s": t_hang - t_ours,
+            "target_overhead_s": args.timeout_s + 1.0,
+            "timed_out": sum(hang_results[i]["status"] == "timeout" for i in where),
+            "others_unaffected": unaffected,
+            "pool_stats_delta": {k: stats_after.get(k, 0) - stats_before.get(k, 0) for k in stats_after},
+        },
+    }
+    _print_table(figures)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(figures, f, indent=2)
+        print(f"wrote {args.out}")
+
+
+def _count(values) -> dict:
+    out: dict = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _print_table(fig: dict) -> None:
+    print(f"\n{fig['n']} responses, {fig['cores']} cores, {fig['num_workers']} workers, timeout {fig['timeout_s']} s")
+    print(f"{'path':<44} {'n':>6} {'seconds':>9} {'per s':>9}")
+    for row in fig["rows"]:
+        print(f"{row['path']:<44} {row['n']:>6} {row['seconds']:>9.2f} {row['per_s']:>9.1f}")
+    if fig["ratio_vs_verl_sequential"]:
+        print(f"throughput ratio vs verl sequential: {fig['ratio_vs_verl_sequential']:.2f} (target >= 3)")
+    h = fig["hang"]
+    print(
+        f"hang overhead: {h['overhead_s']:.2f} s (target <= {h['target_overhead_s']:.1f} s); "
+        f"{h['timed_out']}/{h['n_hanging']} timed out; rest unaffected: {h['others_unaffected']}; "
+        f"pool: {h['pool_stats_delta']}"
+    )
+    print(
+        f"mean score trustrl {fig['trustrl_mean_score']:.3f}, verl {fig['verl_mean_score']}, "
+        f"disagreements {fig['score_disagreements']}; statuses {fig['status_counts']}; "
+        f"load avg {fig['load_avg_1m_at_end']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
