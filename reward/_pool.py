@@ -46,7 +46,7 @@ _DEPTH = 2  # tasks in flight per worker: one running, one queued, so a worker n
 _HOG_CPU_S = 0.05  # CPU seconds after which a task is a hog (capped at timeout_s / 4); see the module docstring
 _SLOW_WALL_S = 1.0  # wall seconds after which a task's queued successors go to other workers (capped at timeout_s / 4)
 _POLL_S = 0.02  # how often a running task's CPU time is read from /proc (its resolution is 10 ms)
-_WALL_CAP = 6.0  # a parked task is killed this many timeouts after it started, however little it ran
+_WALL_CAP = (10.0, 120.0)  # a parked task dies max(10 timeouts, 120 s) after it started, however little it ran
 _STARTUP_S = 120.0  # zygote import budget (math-verify + sympy take about 1 s on an idle core)
 _WORKER_MEMORY_MB = int(os.environ.get("TRUSTRL_REWARD_WORKER_MEMORY_MB", "2048"))  # address space above the zygote's
 _FRAME = struct.Struct("!I")
@@ -320,7 +320,7 @@ class Pool:
             if not w.inflight:
                 continue
             timeout_s = w.inflight[0].timeout_s
-            wait = min(wait, w.head_start + _WALL_CAP * timeout_s - now)
+            wait = min(wait, w.head_start + _wall_cap_s(timeout_s) - now)
             if w.parked_at is None:
                 wait = min(wait, timeout_s - w.run_s(now))
                 if not w.hog:
@@ -335,7 +335,7 @@ class Pool:
             if not w.inflight:
                 continue
             timeout_s = w.inflight[0].timeout_s
-            if w.run_s(now) >= timeout_s or now - w.head_start >= _WALL_CAP * timeout_s:
+            if w.run_s(now) >= timeout_s or now - w.head_start >= _wall_cap_s(timeout_s):
                 self.stats["killed"] += 1
                 self._drop_worker(w, head_result=TIMEOUT)
                 continue
@@ -343,22 +343,24 @@ class Pool:
                 w.next_poll = now + _POLL_S
                 cpu = _cpu_seconds(w.pid)
                 used = cpu - w.cpu_base if cpu is not None else now - w.head_start  # wall time without /proc
-                if used >= min(_HOG_CPU_S, timeout_s / 4):
+                if used >= min(_HOG_CPU_S, timeout_s / 4) and self._quarantine(w):
                     w.hog = True
                     self.stats["hogs"] += 1
-                    self._quarantine(w)
             if not w.quarantined and now - w.head_start >= _slow_wall_s(timeout_s):
                 self._quarantine(w)  # slow but not burning CPU (a busy machine): just free its queued tasks
 
-    def _quarantine(self, w: _Worker) -> None:
+    def _quarantine(self, w: _Worker) -> bool:
         if w.quarantined:
-            return
+            return True
+        if sum(x.quarantined for x in self._workers) >= 32 + 8 * self.num_workers:
+            return False  # too many at once: this one keeps its slot (and competes) until it ends
         w.quarantined = True
         self.stats["quarantined"] += 1
         self._requeue(list(w.inflight)[1:])
         head = w.inflight[0]
         w.inflight.clear()
         w.inflight.append(head)
+        return True
 
     def _park(self, now: float) -> None:
         """Hogs run only while no task waits for a worker; a parked hog's clock stops (``Worker.run_s``)."""
@@ -543,6 +545,10 @@ class Pool:
 
 def _slow_wall_s(timeout_s: float) -> float:
     return min(_SLOW_WALL_S, timeout_s / 4)
+
+
+def _wall_cap_s(timeout_s: float) -> float:
+    return max(_WALL_CAP[0] * timeout_s, _WALL_CAP[1])
 
 
 def _soft_s(timeout_s: float) -> float:

@@ -44,6 +44,8 @@ class RunSpec:
     response_length: int = 16
     lr: float = 2e-3
     seed: int = 0
+    # Optimizer steps per rollout batch (mini-batches): > 1 makes later updates off-policy (staleness).
+    updates_per_step: int = 1
     extra: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -51,6 +53,10 @@ class RunSpec:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         if self.steps < 1 or self.prompts_per_step < 1 or self.n < 2:
             raise ValueError("need steps >= 1, prompts_per_step >= 1 and n >= 2 (groups need two samples)")
+        if self.updates_per_step < 1 or self.prompts_per_step % self.updates_per_step:
+            raise ValueError(
+                f"updates_per_step={self.updates_per_step} must divide prompts_per_step={self.prompts_per_step}"
+            )
 
 
 def cpu_env(workdir: Path) -> dict[str, str]:
@@ -73,7 +79,7 @@ def cpu_env(workdir: Path) -> dict[str, str]:
 
 def overrides(spec: RunSpec, paths: dict[str, Path], workdir: Path) -> list[str]:
     """Hydra overrides that put verl's trainer on the CPU platform, the hf_cpu rollout and the tiny task."""
-    mini = spec.prompts_per_step
+    mini = spec.prompts_per_step // spec.updates_per_step
     return [
         *ALGO_OVERRIDES[spec.algo],
         # Data: the copy-digit task.

@@ -8,7 +8,7 @@ from .answers import e_notation_to_latex, extract_think, last_boxed, normalize_g
 from .dedup import DedupReport, decontaminate, dedup, exclusion_keys
 from .io import Records, SourceError, load_records, row_schema, write_parquet
 from .prepare import PrepareOptions, PrepareSummary, prepare, prepare_many, to_verl_row
-from .specs import EVAL_SIX, SPECS, DatasetSpec, Problem, SchemaError, build_problems, get_spec
+from .specs import EVAL_SIX, SPECS, DatasetSpec, Problem, SchemaError, build_problems, get_spec, iter_problems
 from .templates import DEFAULT_TEMPLATE, TEMPLATES, PromptTemplate, get_template
 from .traces import OPENR1_220K, JoinReport, attach_second_traces, pick_trace
 from .validate import DataValidationError, Failure, ValidationReport, reward_gold_check, validate
@@ -41,6 +41,7 @@ __all__ = [
     "extract_think",
     "get_spec",
     "get_template",
+    "iter_problems",
     "last_boxed",
     "load_records",
     "reward_gold_check",

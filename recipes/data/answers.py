@@ -22,7 +22,8 @@ _BOX_TOKENS = ("\\boxed", "\\fbox")
 # mantissa (digits with an optional fraction) + e/E + signed integer exponent, not glued to a word or a command
 _E_NOTATION = re.compile(r"(?<![\w\\.])(\d+(?:\.\d+)?|\.\d+)[eE]([+-]?\d+)(?![\w.])")
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
-_WHITESPACE = re.compile(r"\s+")
+_FLOAT_INTEGRAL = re.compile(r"[+-]?\d+\.0+")
+_LEADING_ZERO = re.compile(r"0\d+")
 
 
 def last_boxed(text: str) -> str | None:
@@ -68,14 +69,15 @@ def normalize_gold(value) -> str | None:
         if not math.isfinite(value):
             return None
         return str(int(value)) if value.is_integer() else repr(value)
-    text = _UNESCAPED_DOLLAR.sub("", str(value)).strip()
+    text = str(value)
+    text = (_UNESCAPED_DOLLAR.sub("", text) if "$" in text else text).strip()
     if text.endswith(".") and not text[:-1].rstrip().endswith("\\"):
         text = text[:-1].rstrip()
-    if re.fullmatch(r"[+-]?\d+\.0+", text):  # "142.0" -> "142"
+    if _FLOAT_INTEGRAL.fullmatch(text):  # "142.0" -> "142"
         text = text.split(".")[0]
-    if re.fullmatch(r"0+\d", text) or re.fullmatch(r"0\d+", text):  # AIME "025" -> "25"
+    if _LEADING_ZERO.fullmatch(text):  # AIME "025" -> "25"
         text = str(int(text))
-    return e_notation_to_latex(text) or None
+    return (e_notation_to_latex(text) if "e" in text or "E" in text else text) or None
 
 
 def extract_think(trace: str) -> str | None:
@@ -98,4 +100,4 @@ def extract_think(trace: str) -> str | None:
 
 def problem_key(text: str) -> str:
     """Dedup / join / decontamination key: NFKC, case-folded, whitespace runs collapsed to one space."""
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()

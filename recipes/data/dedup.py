@@ -31,18 +31,28 @@ class DedupReport:
         return text
 
 
-def dedup(problems: Sequence[Problem]) -> tuple[list[Problem], DedupReport]:
-    """Keep the first row of every problem text; report groups whose golds disagree."""
-    groups: dict[str, list[Problem]] = {}
+def dedup(problems: Iterable[Problem]) -> tuple[list[Problem], DedupReport]:
+    """Keep the first row of every problem text; report groups whose golds disagree.
+
+    Streams: only the kept problems and the (id, gold) of dropped rows are held, so DAPO-Math-17k's 1.8M rows
+    (about 100 copies of each problem) never sit in memory as Problem objects.
+    """
+    kept: dict[str, Problem] = {}
+    dropped: dict[str, list[tuple[str, str | None]]] = {}
+    n_in = 0
     for p in problems:
-        groups.setdefault(problem_key(p.problem), []).append(p)
-    kept = [group[0] for group in groups.values()]
-    report = DedupReport(len(problems), len(kept))
-    for group in groups.values():
-        golds = list(dict.fromkeys(p.gold for p in group))
+        n_in += 1
+        key = problem_key(p.problem)
+        if key in kept:
+            dropped.setdefault(key, []).append((p.problem_id, p.gold))
+        else:
+            kept[key] = p
+    report = DedupReport(n_in, len(kept))
+    for key, rows in dropped.items():
+        golds = list(dict.fromkeys([kept[key].gold] + [gold for _, gold in rows]))
         if len(golds) > 1:
-            report.conflicts.append((group[0].problem_id, [p.problem_id for p in group[1:]], golds))
-    return kept, report
+            report.conflicts.append((kept[key].problem_id, [pid for pid, _ in rows], golds))
+    return list(kept.values()), report
 
 
 def count_duplicates(problems: Sequence[Problem]) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .dedup import DedupReport, count_duplicates, decontaminate, dedup, exclusion_keys
 from .io import is_local, load_records, write_parquet
-from .specs import DatasetSpec, Problem, build_problems, get_spec
+from .specs import DatasetSpec, Problem, get_spec, iter_problems
 from .templates import DEFAULT_TEMPLATE, TEMPLATES, PromptTemplate
 from .traces import OPENR1_220K, JoinReport, attach_second_traces
 from .validate import (
@@ -136,6 +136,12 @@ def to_verl_row(p: Problem, spec: DatasetSpec, index: int, template: PromptTempl
     }
 
 
+def _counted(problems, counts: dict, key: str):
+    for p in problems:
+        counts[key] += 1
+        yield p
+
+
 def _check_options(spec: DatasetSpec, opts: PrepareOptions):
     if opts.levels is not None and spec.name != "math_train":
         raise ValueError(f"--levels applies to math_train only, not {spec.name}")
@@ -170,16 +176,20 @@ def prepare(name: str, output: str | Path, opts: PrepareOptions | None = None) -
         else {"config": opts.hub_config or spec.hub_config, "split": opts.hub_split or spec.hub_split}
     )
     records = load_records(source, **hub)
-    problems = build_problems(spec, records, opts.fields, limit=opts.limit, progress=opts.progress)
-    summary = PrepareSummary(spec.name, records.origin, output, n_loaded=len(problems), n_written=0)
-
+    summary = PrepareSummary(spec.name, records.origin, output, n_loaded=0, n_written=0)
+    counts = {"loaded": 0, "level": 0}
+    stream = _counted(
+        iter_problems(spec, records, opts.fields, limit=opts.limit, progress=opts.progress), counts, "loaded"
+    )
     if opts.levels is not None:
-        kept = [p for p in problems if p.level in opts.levels]
-        summary.n_level_filtered, problems = len(problems) - len(kept), kept
+        stream = _counted((p for p in stream if p.level in opts.levels), counts, "level")
     if opts.dedup if opts.dedup is not None else spec.dedup:
-        problems, summary.dedup = dedup(problems)
+        problems, summary.dedup = dedup(stream)
     else:
+        problems = list(stream)
         summary.n_duplicates_kept = count_duplicates(problems)
+    summary.n_loaded = counts["loaded"]
+    summary.n_level_filtered = counts["loaded"] - counts["level"] if opts.levels is not None else 0
     if opts.exclude:
         problems, summary.decontaminated = decontaminate(problems, exclusion_keys(opts.exclude))
     if opts.second_traces is not None:

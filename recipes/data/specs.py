@@ -12,8 +12,9 @@ issue on the Problem and validation reports it by id. They raise :class:`SchemaE
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,22 +99,21 @@ def resolve_fields(spec: DatasetSpec, row: Mapping[str, Any], overrides: Mapping
     return resolved
 
 
-def build_problems(
+def iter_problems(
     spec: DatasetSpec,
     records: Records,
     overrides: Mapping[str, str] | None = None,
     *,
     limit: int | None = None,
     progress: bool = True,
-) -> list[Problem]:
-    """Build a Problem from every row of ``records`` (first ``limit`` rows when given)."""
+) -> Iterator[Problem]:
+    """Yield a Problem for every row of ``records`` (the first ``limit`` rows when given), with a progress bar."""
     from tqdm.auto import tqdm
 
     total = len(records) if limit is None else min(limit, len(records))
-    problems, resolved = [], None
-    for position, row in enumerate(tqdm(records, total=total, desc=f"{spec.name}: reading", disable=not progress)):
-        if position == total:
-            break
+    resolved = None
+    rows = tqdm(itertools.islice(records, total), total=total, desc=f"{spec.name}: reading", disable=not progress)
+    for position, row in enumerate(rows):
         resolved = resolved or resolve_fields(spec, row, overrides)
         values = {}
         for name, path in resolved.items():
@@ -127,8 +127,12 @@ def build_problems(
                     f"{spec.name}: row {position} of {records.origin} has no {path!r} field although the first "
                     f"row has it (row keys: {sorted(row)}); fix the row or remove it."
                 ) from None
-        problems.append(spec.build(spec.name, values, position))
-    return problems
+        yield spec.build(spec.name, values, position)
+
+
+def build_problems(spec: DatasetSpec, records: Records, overrides=None, *, limit=None, progress=True) -> list[Problem]:
+    """All problems of ``records`` as a list (see :func:`iter_problems`)."""
+    return list(iter_problems(spec, records, overrides, limit=limit, progress=progress))
 
 
 # ------------------------------------------------------------------------------------------------- builders
@@ -212,8 +216,9 @@ def build_dapo(name, values, position) -> Problem:
         issues.append(("empty_problem", "prompt has no user turn"))
         content = ""
     elif not isinstance(values["problem"], str):
-        match = _DAPO_RE.fullmatch(content)
-        if match:
+        if content.startswith(_DAPO_PREFIX) and content.endswith(_DAPO_SUFFIX):  # the hub rows: exact template
+            content = content[len(_DAPO_PREFIX) : len(content) - len(_DAPO_SUFFIX)].strip()
+        elif match := _DAPO_RE.fullmatch(content):  # the template with other whitespace
             content = match.group("problem")
         else:
             issues.append(("prompt_not_dapo_template", "user turn does not follow the DAPO template"))

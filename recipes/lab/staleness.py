@@ -151,7 +151,8 @@ def make_rewards(space: SequenceSpace, difficulties, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for m, k in difficulties:
-        subset = torch.randperm(space.vocab, generator=generator)[: min(m, space.vocab)]
+        # m ≤ V−1: a set holding every symbol would make the prompt trivially solved
+        subset = torch.randperm(space.vocab, generator=generator)[: min(m, space.vocab - 1)]
         hits = torch.isin(space.tokens, subset).sum(-1)
         rows.append((hits >= min(k, space.length)).double())
     return torch.stack(rows)
@@ -467,7 +468,7 @@ def _figure_kl(runs, cfg: StalenessConfig, path: Path) -> Path:
             ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
             ax.set_yscale("log")
             ax.axhline(cfg.delta, color="black", ls="--", lw=1, label=f"δ={cfg.delta:g}")
-            ax.set_title(f"per-prompt KL(π_new‖π_old), K={k}, lr={lr:g}", fontsize=9)
+            ax.set_title(f"K={k}, lr={lr:g}", fontsize=9)
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3, axis="y")
         if ncols > len(cfg.ks):
@@ -482,8 +483,8 @@ def _figure_kl(runs, cfg: StalenessConfig, path: Path) -> Path:
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3, axis="y")
     fig.suptitle(
-        "Per-prompt KL after each rollout batch's K updates (box: quartiles, whiskers: min-max). "
-        "'active': prompts whose sampled group had 0 < c < G",
+        "Per-prompt KL(π_new‖π_old) after each rollout batch's K updates, all prompt-iterations\n"
+        "(box: quartiles, whiskers: min-max; 'active': the sampled group had 0 < c < G)",
         fontsize=10,
     )
     fig.tight_layout()
