@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=8, help="rollouts per prompt")
     parser.add_argument("--lr", type=float, default=2e-3, help="actor learning rate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--updates-per-step",
+        type=int,
+        default=None,
+        help="optimizer steps per rollout batch (default: 1 for grpo, 2 for quatro/trapo so the trust region binds)",
+    )
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default ./demo_out)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before the run is stopped")
     parser.add_argument("overrides", nargs="*", help="extra hydra overrides passed to verl")
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         n=args.n,
         lr=args.lr,
         seed=args.seed,
+        updates_per_step=args.updates_per_step or (1 if args.algo == "grpo" else 2),
         extra=args.overrides,
     )
     out = args.out / args.algo

@@ -3,9 +3,9 @@
 `policy_loss.loss_mode=quatro`, names registered only by our plugin, two steps on the CPU tier."""
 
 import pytest
+from trustrl.recipes.cpu.launch import RunSpec, run
 
 from tests.e2e.conftest import assert_finite
-from trustrl.recipes.cpu.launch import RunSpec, run
 
 pytestmark = pytest.mark.slow
 
