@@ -209,38 +209,48 @@ def _global_batch_info(config: Any, data: TensorDict, response_mask: torch.Tenso
 
 
 def _rl_term(config, trapo_config: TrapoLossConfig, batch: dict, log_prob: torch.Tensor, rl_mask: torch.Tensor):
-    """The registered RL loss on the model's own tokens; expert and padding slots are set to neutral values
-    (log-ratio 0, advantage 0) so that no registered loss can see what sits there."""
-    is_weights = batch.get("rollout_is_weights")
+    """The registered RL loss on the model's own tokens (``response_mask = response ∧ ¬prefix``).
+
+    Like verl's ``ppo_loss`` this trusts the registered loss to ignore masked slots (vanilla clamps the log-ratio,
+    gspo and quatro multiply by the mask); the tests check it with ±1e4 junk for vanilla, gspo and quatro.
+    """
     return get_policy_loss_fn(trapo_config.rl_loss_mode)(
-        old_log_prob=torch.where(rl_mask, batch["old_log_probs"], 0.0),
-        log_prob=torch.where(rl_mask, log_prob, 0.0),
-        advantages=torch.where(rl_mask, batch["advantages"], 0.0),
+        old_log_prob=batch["old_log_probs"],
+        log_prob=log_prob,
+        advantages=batch["advantages"],
         response_mask=rl_mask,
         loss_agg_mode=trapo_config.loss_agg_mode,
         config=config,
-        rollout_is_weights=None if is_weights is None else torch.where(rl_mask, is_weights, 0.0),
+        rollout_is_weights=batch.get("rollout_is_weights"),
     )
 
 
-def _token_stats(info: dict, rl_mask, sft_mask, sft_log_prob, p, alpha: float) -> list[float]:
+def _sft_term(log_prob: torch.Tensor, sft_mask: torch.Tensor, alpha: float, agg: dict):
+    """TrSFT aggregated by ``agg_loss``; the per-token math runs on the gathered SFT tokens only (a few % of the
+    batch), and never sees the values at other slots. Returns (loss, gathered log p, p)."""
+    sft_log_prob = log_prob[sft_mask]  # (n_sft,)
+    token_loss, p = trsft_token_loss(sft_log_prob, alpha)
+    loss_mat = torch.zeros_like(log_prob).masked_scatter(sft_mask, token_loss)  # (bs, L), zero off the SFT tokens
+    return agg_loss(loss_mat=loss_mat, loss_mask=sft_mask, **agg), sft_log_prob, p
+
+
+def _token_stats(info: dict, rl_mask, sft_log_prob, p, alpha: float) -> list[float]:
     """[rl share, sft share, Σ_sft −log p, Σ_sft p, #{sft: p < α}], each / batch_num_tokens · dp_size (one sync).
 
     Divided by the global response-token count and multiplied by dp_size, a micro-batch's value sums over
     micro-batches and averages over dp ranks (verl's SUM aggregation) to the exact mini-batch value.
     """
-    sft = sft_mask.to(p.dtype)
     stats = torch.stack(
         [
             rl_mask.sum().to(p.dtype),
-            sft.sum(),
-            -(sft_log_prob.detach() * sft).sum(),
-            (p * sft).sum(),
-            ((p < alpha) & sft_mask).sum().to(p.dtype),
+            torch.tensor(float(p.numel()), dtype=p.dtype, device=p.device),
+            -sft_log_prob.detach().sum().to(p.dtype),
+            p.sum(),
+            (p < alpha).sum().to(p.dtype),
         ]
     )
     scale = info["dp_size"] / max(float(info["batch_num_tokens"]), 1.0)
-    return (stats * scale).tolist()
+    return (stats.float() * scale).tolist()
 
 
 def trapo_loss(
@@ -280,10 +290,7 @@ def trapo_loss(
     aggregation = AggregationType.SUM if is_global else AggregationType.MEAN
 
     pg_loss, pg_metrics = _rl_term(config, trapo_config, batch, log_prob, rl_mask)
-    # TrSFT on sft tokens; log p zeroed elsewhere so junk at other slots cannot reach the product
-    sft_log_prob = torch.where(sft_mask, log_prob, 0.0)
-    sft_mat, p = trsft_token_loss(sft_log_prob, trapo_config.alpha)
-    sft_loss = agg_loss(loss_mat=sft_mat, loss_mask=sft_mask, **agg)
+    sft_loss, sft_log_prob, p = _sft_term(log_prob, sft_mask, trapo_config.alpha, agg)
     policy_loss = pg_loss + trapo_config.sft_coef * sft_loss
 
     metrics: dict[str, Any] = Metric.from_dict(pg_metrics, aggregation=AggregationType.MEAN)
@@ -303,7 +310,7 @@ def trapo_loss(
         metrics["kl_loss"] = Metric(value=kl_loss, aggregation=aggregation)
         metrics["kl_coef"] = config.kl_loss_coef
 
-    rl_share, sft_share, nll, p_sum, low_p = _token_stats(info, rl_mask, sft_mask, sft_log_prob, p, trapo_config.alpha)
+    rl_share, sft_share, nll, p_sum, low_p = _token_stats(info, rl_mask, sft_log_prob, p, trapo_config.alpha)
     for key, value in (("rl_token_share", rl_share), ("sft_token_share", sft_share)):
         metrics[_PREFIX + key] = Metric(value=value, aggregation=aggregation)
     for key, value in zip(_SFT_MEANS, (nll, p_sum, low_p)):

@@ -7,13 +7,15 @@ Importing this package is cheap: ``datasets``, ``math_verify`` and ``transformer
 from .answers import e_notation_to_latex, extract_think, last_boxed, normalize_gold, problem_key
 from .dedup import DedupReport, decontaminate, dedup, exclusion_keys
 from .io import Records, SourceError, load_records, row_schema, write_parquet
-from .prepare import PrepareOptions, PrepareSummary, prepare, prepare_many, to_verl_row
+from .openr1 import acceptable_traces, pick_trace
+from .prepare import PrepareOptions, PrepareSummary, prepare, to_verl_row
 from .specs import EVAL_SIX, SPECS, DatasetSpec, Problem, SchemaError, build_problems, get_spec, iter_problems
 from .templates import DEFAULT_TEMPLATE, TEMPLATES, PromptTemplate, get_template
-from .traces import OPENR1_220K, JoinReport, attach_second_traces, pick_trace
+from .traces import OPENR1_220K, JoinReport, attach_second_traces
 from .validate import DataValidationError, Failure, ValidationReport, reward_gold_check, validate
 
 __all__ = [
+    "acceptable_traces",
     "DEFAULT_TEMPLATE",
     "EVAL_SIX",
     "OPENR1_220K",
@@ -48,7 +50,6 @@ __all__ = [
     "normalize_gold",
     "pick_trace",
     "prepare",
-    "prepare_many",
     "problem_key",
     "row_schema",
     "to_verl_row",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,8 +144,10 @@ def _counted(problems, counts: dict, key: str):
 def _check_options(spec: DatasetSpec, opts: PrepareOptions):
     if opts.levels is not None and spec.name != "math_train":
         raise ValueError(f"--levels applies to math_train only, not {spec.name}")
-    if opts.second_traces is not None and not spec.expert_traces:
-        raise ValueError(f"--second-traces applies to sets with expert traces (openr1_46k), not {spec.name}")
+    if opts.second_traces is not None and spec.name != "openr1_46k":
+        raise ValueError(
+            f"--second-traces applies to openr1_46k (its traces come from OpenR1-Math-220k), not {spec.name}"
+        )
     if opts.exclude and spec.kind != "train":
         raise ValueError(f"--exclude decontaminates training sets; {spec.name} is a benchmark")
     if (opts.max_trace_tokens is None) != (opts.tokenizer is None):
@@ -177,10 +178,24 @@ def prepare(name: str, output: str | Path, opts: PrepareOptions | None = None) -
     )
     records = load_records(source, **hub)
     summary = PrepareSummary(spec.name, records.origin, output, n_loaded=0, n_written=0)
+    problems = _load_problems(spec, records, opts, summary)
+    if opts.exclude:
+        problems, summary.decontaminated = decontaminate(problems, exclusion_keys(opts.exclude))
+    if opts.second_traces is not None:
+        summary.join = _attach_traces(problems, opts)
+    problems = _validate(spec, problems, opts, summary)
+    write_parquet([to_verl_row(p, spec, i, opts.template) for i, p in enumerate(problems)], output)
+    summary.n_written = len(problems)
+    for p in problems:
+        summary.n_with_traces[len(p.expert_solutions)] = summary.n_with_traces.get(len(p.expert_solutions), 0) + 1
+    return summary
+
+
+def _load_problems(spec: DatasetSpec, records, opts: PrepareOptions, summary: PrepareSummary) -> list[Problem]:
+    """Build, level-filter and deduplicate in one stream (DAPO's 1.8M rows are never all Problem objects)."""
     counts = {"loaded": 0, "level": 0}
-    stream = _counted(
-        iter_problems(spec, records, opts.fields, limit=opts.limit, progress=opts.progress), counts, "loaded"
-    )
+    stream = iter_problems(spec, records, opts.fields, limit=opts.limit, progress=opts.progress)
+    stream = _counted(stream, counts, "loaded")
     if opts.levels is not None:
         stream = _counted((p for p in stream if p.level in opts.levels), counts, "level")
     if opts.dedup if opts.dedup is not None else spec.dedup:
@@ -190,38 +205,34 @@ def prepare(name: str, output: str | Path, opts: PrepareOptions | None = None) -
         summary.n_duplicates_kept = count_duplicates(problems)
     summary.n_loaded = counts["loaded"]
     summary.n_level_filtered = counts["loaded"] - counts["level"] if opts.levels is not None else 0
-    if opts.exclude:
-        problems, summary.decontaminated = decontaminate(problems, exclusion_keys(opts.exclude))
-    if opts.second_traces is not None:
-        trace_hub = {} if is_local(opts.second_traces) else {"config": OPENR1_220K.hub_config, "split": "train"}
-        columns = [c for cands in OPENR1_220K.fields.values() for c in cands]
-        traces = load_records(opts.second_traces, columns=columns, **trace_hub)
-        summary.join = attach_second_traces(
-            problems,
-            traces,
-            join_on=opts.join_on,
-            correctness=opts.trace_correctness,
-            fits=_token_budget(opts),
-            progress=opts.progress,
-        )
+    return problems
 
+
+def _attach_traces(problems: list[Problem], opts: PrepareOptions) -> JoinReport:
+    hub = {} if is_local(opts.second_traces) else {"config": OPENR1_220K.hub_config, "split": OPENR1_220K.hub_split}
+    columns = [c for candidates in OPENR1_220K.fields.values() for c in candidates]
+    records = load_records(opts.second_traces, columns=columns, **hub)
+    return attach_second_traces(
+        problems,
+        records,
+        join_on=opts.join_on,
+        correctness=opts.trace_correctness,
+        fits=_token_budget(opts),
+        progress=opts.progress,
+    )
+
+
+def _validate(spec: DatasetSpec, problems: list[Problem], opts: PrepareOptions, summary: PrepareSummary):
     min_traces = opts.min_traces if opts.min_traces is not None else int(spec.expert_traces)
     gold_check = opts.gold_check
     if gold_check is reward_gold_check and not opts.progress:
         gold_check = functools.partial(reward_gold_check, progress=False)
     summary.validation = validate(spec.name, problems, min_traces=min_traces, gold_check=gold_check)
-    summary.failures_path = _write_failures(summary.validation, output)
+    summary.failures_path = _write_failures(summary.validation, summary.output)
     try:
-        problems = apply_validation(problems, summary.validation, drop_invalid=opts.drop_invalid)
+        return apply_validation(problems, summary.validation, drop_invalid=opts.drop_invalid)
     except DataValidationError as e:
         raise DataValidationError(f"{e}\nFull failure list: {summary.failures_path}") from None
-
-    rows = [to_verl_row(p, spec, i, opts.template) for i, p in enumerate(problems)]
-    write_parquet(rows, output)
-    summary.n_written = len(rows)
-    for p in problems:
-        summary.n_with_traces[len(p.expert_solutions)] = summary.n_with_traces.get(len(p.expert_solutions), 0) + 1
-    return summary
 
 
 def _write_failures(report: ValidationReport, output: Path) -> Path | None:
@@ -232,8 +243,3 @@ def _write_failures(report: ValidationReport, output: Path) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
     return path
-
-
-def prepare_many(names: Sequence[str], out_dir: str | Path, opts_by_name: dict[str, PrepareOptions]):
-    """Prepare several datasets into ``out_dir/<name>.parquet``; returns their summaries."""
-    return [prepare(n, Path(out_dir) / f"{n}.parquet", opts_by_name.get(n)) for n in names]

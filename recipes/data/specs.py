@@ -20,6 +20,7 @@ from typing import Any
 
 from .answers import extract_think, last_boxed, normalize_gold
 from .io import Records, get_path, has_path
+from .openr1 import acceptable_traces
 from .templates import PLACEHOLDER, TEMPLATES
 
 
@@ -210,12 +211,9 @@ def build_dapo(name, values, position) -> Problem:
 
     A plain-string ``prompt`` (open-r1/DAPO-Math-17k-Processed) is taken as the raw problem.
     """
-    content = _last_user_turn(values["problem"])
+    content = _last_user_turn(values["problem"]) or ""  # no user turn: validation reports empty_problem
     issues = []
-    if content is None:
-        issues.append(("empty_problem", "prompt has no user turn"))
-        content = ""
-    elif not isinstance(values["problem"], str):
+    if content and not isinstance(values["problem"], str):
         if content.startswith(_DAPO_PREFIX) and content.endswith(_DAPO_SUFFIX):  # the hub rows: exact template
             content = content[len(_DAPO_PREFIX) : len(content) - len(_DAPO_SUFFIX)].strip()
         elif match := _DAPO_RE.fullmatch(content):  # the template with other whitespace
@@ -254,6 +252,14 @@ def build_openr1_46k(name, values, position) -> Problem:
     traces, issues = traces_from_target(values["target"])
     p = _problem(name, values, position, normalize_gold(_first(values["answer"])), expert_solutions=traces)
     p.issues += issues
+    p.uuid = _text(values.get("uuid")) or None
+    return p
+
+
+def build_openr1_220k(name, values, position) -> Problem:
+    """OpenR1-Math-220k: every acceptable R1 generation (:mod:`.openr1`) becomes an expert trace."""
+    traces = list(acceptable_traces(values))
+    p = _problem(name, values, position, normalize_gold(_first(values["answer"])), expert_solutions=traces)
     p.uuid = _text(values.get("uuid")) or None
     return p
 
@@ -308,6 +314,29 @@ SPECS: dict[str, DatasetSpec] = {
             expert_traces=True,
             dedup=True,
             notes="LUFFY/TRAPO set; the DeepSeek-R1 trace in `target` becomes expert_solutions[0]",
+        ),
+        DatasetSpec(
+            "openr1_220k",
+            "train",
+            "open-r1/OpenR1-Math-220k",
+            "train",
+            build_openr1_220k,
+            {
+                "id": ("uuid",),
+                "uuid": ("uuid",),
+                "problem": ("problem",),
+                "answer": ("answer",),
+                "generations": ("generations",),
+                "correctness_math_verify": ("correctness_math_verify",),
+                "correctness_llama": ("correctness_llama",),
+                "is_reasoning_complete": ("is_reasoning_complete",),
+                "finish_reasons": ("finish_reasons",),
+            },
+            hub_config="default",
+            optional=frozenset({"id", "uuid", "correctness_llama", "is_reasoning_complete", "finish_reasons"}),
+            expert_traces=True,
+            dedup=True,
+            notes="the 46k set's source (2-4 R1 traces per problem); the --second-traces source of openr1_46k",
         ),
         DatasetSpec(
             "math_train",

@@ -2,15 +2,10 @@
 """A second expert trace per problem from OpenR1-Math-220k (TRAPO uses two R1 traces per prompt).
 
 OpenR1-Math-46k-8192 carries one DeepSeek-R1 trace per problem; OpenR1-Math-220k (its source) has 2-4 per
-problem. For every 46k problem we take the first 220k generation that
-
-* is graded correct (``correctness_math_verify``; ``correctness="any"`` also accepts ``correctness_llama``),
-* finished (``is_reasoning_complete`` and ``finish_reasons == "stop"`` where those fields exist),
-* has a ``</think>`` and a think content different from the traces the problem already has,
-* fits ``fits(think)`` when given (e.g. a token budget),
-
-and append its think content to ``expert_solutions``. Rows are joined on ``uuid`` when both sides have one,
-otherwise on the normalized problem text (the LUFFY copy of the 46k set has no uuid column).
+problem. For every 46k problem we append to ``expert_solutions`` the think content of the first *acceptable*
+220k generation (:mod:`.openr1`: correct, finished, with a ``</think>``) that differs from the traces the
+problem already has. Rows are joined on ``uuid`` when both sides have one, otherwise on the normalized problem
+text (the LUFFY copy of the 46k set has no uuid column).
 """
 
 from __future__ import annotations
@@ -18,28 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .answers import extract_think, problem_key
+from .answers import problem_key
 from .io import Records, get_path
-from .specs import DatasetSpec, Problem, resolve_fields
+from .openr1 import CORRECTNESS, pick_trace
+from .specs import Problem, get_spec, resolve_fields
 
-OPENR1_220K = DatasetSpec(
-    "openr1_220k",
-    "traces",
-    "open-r1/OpenR1-Math-220k",
-    "train",
-    build=lambda *a: None,  # never built as a dataset: read row by row by attach_second_traces
-    fields={
-        "uuid": ("uuid",),
-        "problem": ("problem",),
-        "generations": ("generations",),
-        "correctness_math_verify": ("correctness_math_verify",),
-        "correctness_llama": ("correctness_llama",),
-        "is_reasoning_complete": ("is_reasoning_complete",),
-        "finish_reasons": ("finish_reasons",),
-    },
-    hub_config="default",
-    optional=frozenset({"uuid", "correctness_llama", "is_reasoning_complete", "finish_reasons"}),
-)
+OPENR1_220K = get_spec("openr1_220k")
 
 
 @dataclass
@@ -63,32 +42,6 @@ class JoinReport:
         return text
 
 
-def _at(values: dict, name: str, j: int):
-    seq = values.get(name)
-    if seq is None:
-        return None
-    seq = seq.tolist() if hasattr(seq, "tolist") else seq
-    return seq[j] if j < len(seq) else None
-
-
-def pick_trace(values: dict, existing: Sequence[str], *, correctness: str = "math_verify", fits=None) -> str | None:
-    """Think content of the first acceptable generation of one 220k row (see the module docstring)."""
-    generations = values["generations"]
-    generations = generations.tolist() if hasattr(generations, "tolist") else generations or []
-    for j, text in enumerate(generations):
-        correct = _at(values, "correctness_math_verify", j) is True
-        if correctness == "any":
-            correct = correct or _at(values, "correctness_llama", j) is True
-        complete = _at(values, "is_reasoning_complete", j) is not False
-        stopped = _at(values, "finish_reasons", j) in (None, "stop")
-        if not (correct and complete and stopped and isinstance(text, str)):
-            continue
-        think = extract_think(text)
-        if think and think not in existing and (fits is None or fits(think)):
-            return think
-    return None
-
-
 def attach_second_traces(
     problems: Sequence[Problem],
     records: Records,
@@ -103,8 +56,8 @@ def attach_second_traces(
 
     if join_on not in ("auto", "uuid", "problem"):
         raise ValueError(f"join_on must be 'auto', 'uuid' or 'problem', got {join_on!r}")
-    if correctness not in ("math_verify", "any"):
-        raise ValueError(f"correctness must be 'math_verify' or 'any', got {correctness!r}")
+    if correctness not in CORRECTNESS:
+        raise ValueError(f"correctness must be one of {CORRECTNESS}, got {correctness!r}")
     if join_on == "auto":
         join_on = "uuid" if problems and all(p.uuid for p in problems) else "problem"
     if join_on == "uuid" and not all(p.uuid for p in problems):

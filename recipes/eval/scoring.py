@@ -71,6 +71,48 @@ def write_generations(generations: Iterable[Generation], path: str | Path) -> Pa
 _REQUIRED = ("problem_id", "data_source", "ground_truth")
 
 
+def _parse_line(line: str, where: str) -> tuple[str, dict]:
+    """``("problem" | "sample", row)`` of one non-empty line."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise GenerationsError(f"{where}: not valid JSON ({e.msg})") from e
+    layout = "problem" if "responses" in row else "sample" if "response" in row else None
+    missing = [k for k in _REQUIRED if k not in row] + ([] if layout else ["responses (or response)"])
+    if missing:
+        raise GenerationsError(f"{where}: missing key(s) {missing}; the line has {sorted(row)}")
+    return layout, row
+
+
+def _add_sample(by_id: dict, first_line: dict, row: dict, line_no: int, where: str) -> None:
+    pid = str(row["problem_id"])
+    g = by_id.setdefault(pid, Generation(pid, str(row["data_source"]), row["ground_truth"], [], []))
+    first_line.setdefault(pid, line_no)
+    if (g.data_source, g.ground_truth) != (str(row["data_source"]), row["ground_truth"]):
+        raise GenerationsError(
+            f"{where}: problem_id {pid!r} has data_source/ground_truth {row['data_source']!r}/"
+            f"{row['ground_truth']!r} but line {first_line[pid]} says {g.data_source!r}/{g.ground_truth!r}"
+        )
+    g.responses.append(str(row["response"]))
+    g.finish_reasons.append(row.get("finish_reason"))
+
+
+def _add_problem(by_id: dict, first_line: dict, row: dict, line_no: int, where: str) -> None:
+    pid = str(row["problem_id"])
+    if pid in by_id:
+        raise GenerationsError(f"{where}: problem_id {pid!r} already on line {first_line[pid]}")
+    responses = [str(r) for r in row["responses"]]
+    by_id[pid] = Generation(
+        pid,
+        str(row["data_source"]),
+        row["ground_truth"],
+        responses,
+        list(row.get("finish_reasons") or []),
+        row.get("prompt"),
+    )
+    first_line[pid] = line_no
+
+
 def read_generations(path: str | Path) -> list[Generation]:
     """Problems of a generations file, in file order (see the module docstring for the two layouts)."""
     path = Path(path)
@@ -84,40 +126,11 @@ def read_generations(path: str | Path) -> list[Generation]:
             if not line.strip():
                 continue
             where = f"{path}:{line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise GenerationsError(f"{where}: not valid JSON ({e.msg})") from e
-            missing = [k for k in _REQUIRED if k not in row]
-            this = "problem" if "responses" in row else "sample" if "response" in row else None
-            if missing or this is None:
-                missing += [] if this else ["responses (or response)"]
-                raise GenerationsError(f"{where}: missing key(s) {missing}; the line has {sorted(row)}")
+            this, row = _parse_line(line, where)
             if layout not in (None, this):
                 raise GenerationsError(f"{where}: mixes one-problem and one-sample lines; use one layout per file")
-            layout, pid = this, str(row["problem_id"])
-            if this == "problem":
-                if pid in by_id:
-                    raise GenerationsError(f"{where}: problem_id {pid!r} already on line {first_line[pid]}")
-                by_id[pid] = Generation(
-                    pid,
-                    str(row["data_source"]),
-                    row["ground_truth"],
-                    [str(r) for r in row["responses"]],
-                    list(row.get("finish_reasons") or []),
-                    row.get("prompt"),
-                )
-                first_line[pid] = line_no
-                continue
-            g = by_id.setdefault(pid, Generation(pid, str(row["data_source"]), row["ground_truth"], [], []))
-            first_line.setdefault(pid, line_no)
-            if (g.data_source, g.ground_truth) != (str(row["data_source"]), row["ground_truth"]):
-                raise GenerationsError(
-                    f"{where}: problem_id {pid!r} has data_source/ground_truth {row['data_source']!r}/"
-                    f"{row['ground_truth']!r} but line {first_line[pid]} says {g.data_source!r}/{g.ground_truth!r}"
-                )
-            g.responses.append(str(row["response"]))
-            g.finish_reasons.append(row.get("finish_reason"))
+            layout = this
+            (_add_problem if this == "problem" else _add_sample)(by_id, first_line, row, line_no, where)
     if not by_id:
         raise GenerationsError(f"{path}: no generations")
     empty = [pid for pid, g in by_id.items() if not g.responses]

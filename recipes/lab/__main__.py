@@ -10,7 +10,8 @@ claim, calling the shipped functions through verl's registries:
 * ``exp3`` TrSFT against SFT on a bimodal expert, and TrSFT's limit against Proposition 1's closed form.
 
 Writes PNG figures, ``report.md`` and ``numbers.json`` to ``--out`` (default ``./lab_out``). Seeds are fixed and
-torch runs on ``--threads`` threads (default 1) with deterministic kernels, so a rerun reproduces every number.
+torch runs on ``--threads`` threads (default 1) with deterministic kernels, so a rerun reproduces every number;
+``--jobs`` (default 2, one per core) spreads the independent training runs over processes without changing them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(EXPERIMENTS), help="comma-separated subset of exp1,exp2,exp3")
     parser.add_argument("--quick", action="store_true", help="reduced sizes (seconds); the size flags still apply")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; results depend on it)")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="processes for the independent runs of exp2/exp3 (default 2; same results)"
+    )
     size = parser.add_argument_group("sizes of experiment 2 (staleness)")
     size.add_argument("--prompts", type=int, help="number of prompts (default 64)")
     size.add_argument("--iterations", type=int, help="rollout batches per run (default 40)")
@@ -117,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     if "exp2" in args.only:
         from trustrl.recipes.lab import staleness
 
-        sections.append(staleness.run(args.out, _staleness_config(args), log=log))
+        sections.append(staleness.run(args.out, _staleness_config(args), log=log, workers=args.jobs))
         log(f"exp2 done ({sections[-1].wall_s:.1f}s)")
     if "exp3" in args.only:
         from trustrl.recipes.lab import trsft
 
-        sections.append(trsft.run(args.out, _trsft_config(args), log=log))
+        sections.append(trsft.run(args.out, _trsft_config(args), log=log, workers=args.jobs))
         log(f"exp3 done ({sections[-1].wall_s:.1f}s)")
     wall_s = time.perf_counter() - start
     report = args.out / "report.md"

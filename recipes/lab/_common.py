@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,31 @@ def set_determinism(threads: int) -> None:
     """
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
+
+
+def parallel_map(fn: Callable, jobs: Sequence[tuple], workers: int, done: Callable | None = None) -> list:
+    """``[fn(*job) for job in jobs]``, on ``workers`` forked processes when ``workers`` > 1.
+
+    Every job seeds its own generators, so the results do not depend on ``workers`` or on the order in which
+    jobs finish. ``done(index, result)`` is called in the parent as each job finishes (progress lines).
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        results = []
+        for i, job in enumerate(jobs):
+            results.append(fn(*job))
+            if done is not None:
+                done(i, results[-1])
+        return results
+    results: list = [None] * len(jobs)
+    # fork: the children inherit torch's thread count, deterministic mode and verl's registries
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            if done is not None:
+                done(i, results[i])
+    return results
 
 
 def make_logger(prefix: str = "[lab]") -> Log:

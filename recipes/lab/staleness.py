@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+import trustrl.advantage.quatro  # noqa: F401  (registers the "quatro" estimator)
 from torch import nn
+from trustrl.policy_loss.quatro import QuatroPolicyLossConfig
+from trustrl.recipes.lab._common import Log, Section, md_table, parallel_map, pyplot, save_figure, silent
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn, get_policy_loss_fn
 from verl.workers.config import ActorConfig, PolicyLossConfig
-
-import trustrl.advantage.quatro  # noqa: F401  (registers the "quatro" estimator)
-from trustrl.policy_loss.quatro import QuatroPolicyLossConfig
-from trustrl.recipes.lab._common import Log, Section, md_table, pyplot, save_figure, silent
 
 # (m, k): |S_q| and the number of tokens that must fall in S_q; cycled over the prompts
 DIFFICULTY = ((3, 4), (1, 2), (2, 3), (4, 4), (3, 3), (2, 2), (1, 1), (5, 4), (3, 2), (4, 3), (2, 1), (4, 2))
@@ -88,7 +88,7 @@ class StalenessConfig:
     grad_clip: float = 1.0
     # population check
     population_deltas: tuple[float, ...] = (0.01, 0.05, 0.1)
-    population_steps: int = 600
+    population_steps: int = 300
     population_lr: float = 0.05
     population_vocab: int = 6
     population_length: int = 4
@@ -524,11 +524,33 @@ def _fmt(value: float) -> str:
 
 
 def _grid_table(runs: list[RunResult], cfg: StalenessConfig) -> str:
-    keys = ["reward_mid", "reward_final", "entropy_final", "kl_median", "kl_p90", "kl_max", "kl_active_median",
-            "kl_active_p90", "share_active_above_2delta"]
-    headers = ["lr", "K", "method", "δ", f"reward @{cfg.iterations // 2}", "final reward", "final entropy",
-               "KL median", "KL p90", "KL max", "KL median (active)", "KL p90 (active)", "share KL>2δ (active)",
-               "collapsed / diverged"]
+    keys = [
+        "reward_mid",
+        "reward_final",
+        "entropy_final",
+        "kl_median",
+        "kl_p90",
+        "kl_max",
+        "kl_active_median",
+        "kl_active_p90",
+        "share_active_above_2delta",
+    ]
+    headers = [
+        "lr",
+        "K",
+        "method",
+        "δ",
+        f"reward @{cfg.iterations // 2}",
+        "final reward",
+        "final entropy",
+        "KL median",
+        "KL p90",
+        "KL max",
+        "KL median (active)",
+        "KL p90 (active)",
+        "share KL>2δ (active)",
+        "collapsed / diverged",
+    ]
     rows = []
     order = sorted({(r.lr, r.k, list(METHODS).index(r.method), r.delta) for r in runs})
     for lr, k, method_idx, delta in order:
@@ -546,40 +568,52 @@ def _population_table(pop: PopulationResult) -> str:
     rows = []
     for delta, curve in pop.quatro_kl.items():
         for j, p in enumerate(pop.success_old):
-            rows.append([f"{p:.3f}", f"QUATRO δ={delta:g}", f"{pop.target_success[delta][j]:.4f}",
-                         f"{pop.quatro_success[delta][j]:.4f}", f"{curve[-1, j]:.5f}"])
+            rows.append(
+                [
+                    f"{p:.3f}",
+                    f"QUATRO δ={delta:g}",
+                    f"{pop.target_success[delta][j]:.4f}",
+                    f"{pop.quatro_success[delta][j]:.4f}",
+                    f"{curve[-1, j]:.5f}",
+                ]
+            )
     for name, curve in pop.baseline_kl.items():
         for j, p in enumerate(pop.success_old):
             rows.append([f"{p:.3f}", name, "-", "-", f"{curve[-1, j]:.5f}"])
     return md_table(["p under π_old", "method", "target p'", "final p", "final KL(π‖π_old)"], rows)
 
 
-def run_grid(cfg: StalenessConfig, log: Log = silent) -> list[RunResult]:
-    """The main grid (methods × K × lr × seeds at δ) plus QUATRO's δ sweep at the largest K."""
+def run_grid(cfg: StalenessConfig, log: Log = silent, workers: int = 1) -> list[RunResult]:
+    """The main grid (methods × K × lr × seeds at δ) plus QUATRO's δ sweep at the largest K.
+
+    Runs are independent and seed themselves, so ``workers`` processes give the same results as one.
+    """
     jobs = [(m, k, lr, s, cfg.delta) for lr in cfg.lrs for k in cfg.ks for m in cfg.methods for s in cfg.seeds]
     if "quatro" in cfg.methods:
         jobs += [("quatro", max(cfg.ks), lr, s, d) for lr in cfg.lrs for d in cfg.delta_sweep for s in cfg.seeds]
-    runs = []
-    for i, (key, k, lr, seed, delta) in enumerate(jobs, 1):
-        result = train(cfg, key, k, lr, seed, delta)
+    finished = []
+
+    def progress(_, result: RunResult) -> None:
+        finished.append(result)
         summary = result.summary()
         log(
-            f"exp2 [{i}/{len(jobs)}] {METHODS[key].name:6s} K={k:2d} lr={lr:g} δ={delta:g} seed={seed}: "
-            f"reward {summary['reward_final']:.3f} entropy {summary['entropy_final']:.2f} "
-            f"KL p90 {summary['kl_p90']:.3f} max {summary['kl_max']:.3f} ({result.wall_s:.1f}s)"
+            f"exp2 [{len(finished)}/{len(jobs)}] {METHODS[result.method].name:6s} K={result.k:2d} lr={result.lr:g} "
+            f"δ={result.delta:g} seed={result.seed}: reward {summary['reward_final']:.3f} "
+            f"entropy {summary['entropy_final']:.2f} KL p90 {summary['kl_p90']:.3f} max {summary['kl_max']:.3f} "
+            f"({result.wall_s:.1f}s)"
         )
-        runs.append(result)
-    return runs
+
+    return parallel_map(partial(train, cfg), jobs, workers, progress)
 
 
-def run(out_dir: Path, cfg: StalenessConfig | None = None, log: Log = silent) -> Section:
+def run(out_dir: Path, cfg: StalenessConfig | None = None, log: Log = silent, workers: int = 1) -> Section:
     """Run the population check and the grid, write the three figures and return the report section."""
     cfg = cfg or StalenessConfig()
     start = time.perf_counter()
     pop = population_check(cfg)
     worst = max(float(np.max(np.abs(curve[-1] - d))) for d, curve in pop.quatro_kl.items())
     log(f"exp2 population check: max |KL − δ| after {cfg.population_steps} steps = {worst:.1e}")
-    runs = run_grid(cfg, log)
+    runs = run_grid(cfg, log, workers)
     figures = [
         _figure_curves(runs, cfg, out_dir / "fig2_reward_entropy.png"),
         _figure_kl(runs, cfg, out_dir / "fig2_kl_distribution.png"),
@@ -644,4 +678,3 @@ __all__ = [
     "run_grid",
     "train",
 ]
-

@@ -34,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from trustrl.policy_loss.trapo import trsft_token_loss
-from trustrl.recipes.lab._common import Log, Section, md_table, pyplot, save_figure, silent
+from trustrl.recipes.lab._common import Log, Section, md_table, parallel_map, pyplot, save_figure, silent
 
 
 @dataclass(frozen=True)
@@ -247,39 +246,62 @@ def _peak(values: list[float]) -> str:
     return f"{max(values):.3f} (step {int(np.argmax(values))})"
 
 
-def run(out_dir: Path, cfg: TrsftConfig | None = None, log: Log = silent) -> Section:
+def run(out_dir: Path, cfg: TrsftConfig | None = None, log: Log = silent, workers: int = 1) -> Section:
     """Train every (start, student, loss), write two figures and return the report section."""
     cfg = cfg or TrsftConfig()
     start = time.perf_counter()
     p_expert = discretised_mixture(cfg.num_categories, cfg.modes)
     p_star, lam, support = proposition1(p_expert, cfg.alpha)
     void = void_region(p_expert, cfg)
-    runs = []
-    for floor in cfg.floors:
-        for kind in cfg.students:
-            for method in ("sft", "trsft"):
-                runs.append(train(kind, method, floor, cfg, p_expert, p_star, support, void))
-                log(f"exp3 {runs[-1].label}: final KL(p_E‖p) {runs[-1].kl_expert[-1]:.3g}, "
-                    f"peak void mass {max(runs[-1].void_mass):.3f}")
+    jobs = [
+        (kind, method, floor, cfg, p_expert, p_star, support, void)
+        for floor in cfg.floors
+        for kind in cfg.students
+        for method in ("sft", "trsft")
+    ]
+
+    def progress(_, r: Trajectory) -> None:
+        log(f"exp3 {r.label}: final KL(p_E‖p) {r.kl_expert[-1]:.3g}, peak void mass {max(r.void_mass):.3f}")
+
+    runs = parallel_map(train, jobs, workers, progress)
     by = {(r.kind, r.method, r.floor): r for r in runs}
     floor = max(cfg.floors)
     tab_trsft, tab_sft = by["tabular", "trsft", floor], by["tabular", "sft", floor]
     err = float(np.abs(tab_trsft.final - p_star.numpy()).max())
-    log(f"exp3: λ = {lam:.4f}, |S| = {int(support.sum())}/{cfg.num_categories}; "
-        f"tabular TrSFT (start floor) max |p − p*| = {err:.1e}")
+    log(
+        f"exp3: λ = {lam:.4f}, |S| = {int(support.sum())}/{cfg.num_categories}; "
+        f"tabular TrSFT (start floor) max |p − p*| = {err:.1e}"
+    )
     figures = [
         _figure_snapshots(runs, p_expert, p_star, cfg, out_dir / "fig3_trsft_snapshots.png"),
         _figure_curves(runs, cfg, out_dir / "fig3_trsft_curves.png"),
     ]
     rows = [
-        ["floor" if r.floor > 0 else "bump", r.kind, r.method.upper(), f"{r.kl_expert[-1]:.4f}",
-         f"{r.l1_to_optimum[-1]:.2e}", f"{float(np.abs(r.final - p_star.numpy()).max()):.2e}",
-         _peak(r.void_mass), f"{r.void_mass[-1]:.1e}", f"{r.pruned_mass[-1]:.2e}"]
+        [
+            "floor" if r.floor > 0 else "bump",
+            r.kind,
+            r.method.upper(),
+            f"{r.kl_expert[-1]:.4f}",
+            f"{r.l1_to_optimum[-1]:.2e}",
+            f"{float(np.abs(r.final - p_star.numpy()).max()):.2e}",
+            _peak(r.void_mass),
+            f"{r.void_mass[-1]:.1e}",
+            f"{r.pruned_mass[-1]:.2e}",
+        ]
         for r in runs
     ]
     table = md_table(
-        ["start", "student", "loss", "final KL(p_E‖p_θ)", "final Σ|p_θ − p*|", "final max|p_θ − p*|",
-         "peak void mass", "final void mass", "final mass outside S"],
+        [
+            "start",
+            "student",
+            "loss",
+            "final KL(p_E‖p_θ)",
+            "final Σ|p_θ − p*|",
+            "final max|p_θ − p*|",
+            "peak void mass",
+            "final void mass",
+            "final mass outside S",
+        ],
         rows,
     )
     support_idx = torch.nonzero(support).flatten().tolist()

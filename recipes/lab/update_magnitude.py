@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from verl.trainer.ppo.core_algos import get_adv_estimator_fn
-
 from trustrl.advantage.quatro import QuatroConfig, solve_quatro_targets
 from trustrl.recipes.lab._common import Log, Section, md_table, pyplot, save_figure, silent
+from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,10 @@ def solve_curve(group_size: int, delta: float, kappa: float = 0.1) -> MagnitudeC
     algorithm = {"quatro": {"delta": delta, "kappa": kappa}}
     estimator = get_adv_estimator_fn("quatro")
     advantages, _ = estimator(
-        token_level_rewards=scores.unsqueeze(-1), response_mask=torch.ones(len(scores), 1), index=index, config=algorithm
+        token_level_rewards=scores.unsqueeze(-1),
+        response_mask=torch.ones(len(scores), 1),
+        index=index,
+        config=algorithm,
     )
     targets = advantages[:, 0].reshape(len(counts), group_size)
     solution = solve_quatro_targets(scores, index, QuatroConfig(delta=delta, kappa=kappa))

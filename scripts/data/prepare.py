@@ -87,13 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     flt.add_argument("--levels", type=_levels, help="MATH levels to keep, e.g. 3,4,5 (math_train)")
     flt.add_argument("--exclude", nargs="+", default=[], help="files whose problems are removed (decontamination)")
     flt.add_argument("--no-gold-check", action="store_true", help="skip the gold self-verification (not advised)")
-    tr = p.add_argument_group("expert traces (openr1_46k)")
+    tr = p.add_argument_group("expert traces (openr1_46k, openr1_220k)")
     tr.add_argument(
         "--second-traces",
         nargs="?",
         const=OPENR1_220K.hub_id,
         metavar="SOURCE",
-        help=f"add a second R1 trace from OpenR1-Math-220k (hub id or file; bare flag: {OPENR1_220K.hub_id})",
+        help=f"openr1_46k: add a second R1 trace from OpenR1-Math-220k (hub id or file; bare: {OPENR1_220K.hub_id})",
     )
     tr.add_argument("--join-on", choices=("auto", "uuid", "problem"), default="auto", help="second-trace join key")
     tr.add_argument("--trace-correctness", choices=("math_verify", "any"), default="math_verify")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             dedup=args.dedup,
             levels=args.levels if name == "math_train" else None,
             exclude=tuple(args.exclude) if SPECS[name].kind == "train" else (),
-            second_traces=args.second_traces if SPECS[name].expert_traces else None,
+            second_traces=args.second_traces if name == "openr1_46k" else None,
             join_on=args.join_on,
             trace_correctness=args.trace_correctness,
             min_traces=2 if args.require_second_trace and SPECS[name].expert_traces else None,

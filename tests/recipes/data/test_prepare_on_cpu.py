@@ -35,6 +35,7 @@ FILES = {
     "dapo17k": "dapo_math_17k.jsonl",
     "openr1_46k": "openr1_math_46k_8192.jsonl",
     "math_train": "math_lighteval_train.jsonl",
+    "openr1_220k": "openr1_math_220k.jsonl",
 }
 SECOND = str(FIXTURES / "openr1_math_220k.jsonl")
 
@@ -168,6 +169,16 @@ def test_openr1_trace_options(tmp_path):
         prepare("openr1_46k", tmp_path / "c.parquet", _opts("openr1_46k", second_traces=SECOND, join_on="uuid"))
 
 
+def test_openr1_220k_keeps_every_acceptable_trace(tmp_path):
+    s = prepare("openr1_220k", tmp_path / "r.parquet", _opts("openr1_220k", drop_invalid=True))
+    rows = {r["extra_info"]["problem_id"]: r for r in _rows(tmp_path / "r.parquet")}
+    assert rows["openr1_220k/u0"]["extra_info"]["expert_solutions"] == [T0, G0B]
+    # wrong (math-verify False), judge-only and cut-off generations are not expert traces
+    assert rows["openr1_220k/u1"]["extra_info"]["expert_solutions"] == [G1_OK]
+    assert rows["openr1_220k/u9"]["reward_model"]["ground_truth"] == "81"
+    assert [(f.problem_id, f.code) for f in s.validation.failures] == [("openr1_220k/u2", "missing_expert_trace")]
+
+
 def test_math_train_levels_and_decontamination(tmp_path):
     s = prepare("math_train", tmp_path / "m.parquet", _opts("math_train", levels=(3, 4, 5), drop_invalid=True))
     assert s.n_level_filtered == 2  # Level 1 and "Level ?"
@@ -221,6 +232,23 @@ def test_schema_errors_name_field_and_fix(tmp_path):
         build_problems(get_spec("aime24"), recs, progress=False)
     with pytest.raises(SchemaError, match="unknown field override"):
         build_problems(get_spec("aime24"), recs, {"bogus": "x"}, progress=False)
+
+
+def test_dapo_template_with_other_whitespace_and_plain_prompts():
+    content = (
+        "Solve the following math problem step by step.  The last line of your response should be of the form "
+        "Answer: $Answer (without quotes) where $Answer is the answer to the problem.\r\n\r\nWhat is $2^5$?\n\n"
+        'Remember to put your answer on its own line after "Answer:".\n'
+    )
+    templated = Records.from_list(
+        [{"prompt": [{"role": "user", "content": content}], "reward_model": {"ground_truth": "32"}}]
+    )
+    (p,) = build_problems(get_spec("dapo17k"), templated, progress=False)
+    assert (p.problem, p.gold, p.issues) == ("What is $2^5$?", "32", [])
+    # open-r1/DAPO-Math-17k-Processed: `prompt` is already the raw problem and `solution` the answer
+    processed = Records.from_list([{"prompt": "What is $3^2$?", "solution": "9"}])
+    (p,) = build_problems(get_spec("dapo17k"), processed, progress=False)
+    assert (p.problem_id, p.problem, p.gold, p.issues) == ("dapo17k/0", "What is $3^2$?", "9", [])
 
 
 def test_minerva_gold_from_solution_box():

@@ -58,6 +58,8 @@ def test_read_generations_both_layouts():
             ],
             ":2: problem_id 'p' has data_source/ground_truth",
         ),
+        ([{"problem_id": "p", "data_source": "d", "ground_truth": "1", "responses": []}], "problems without responses"),
+        ([], "no generations"),
         (
             [{"problem_id": "p", "data_source": "d", "ground_truth": "1", "responses": ["x"], "finish_reasons": []}],
             None,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -12,8 +13,9 @@ from pathlib import Path
 import pytest
 import ray.cloudpickle
 import trustrl.recipes.trapo as trapo_pkg
+import yaml
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from trustrl.policy_loss.trapo import TrapoLossConfig, trapo_loss
 from trustrl.recipes.trapo import main as trapo_main
 from trustrl.recipes.trapo.config import (
@@ -50,6 +52,22 @@ LAUNCH = [
 def compose_trapo(*overrides: str):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return compose(config_name="trapo_trainer", overrides=[*LAUNCH, *overrides])
+
+
+@pytest.fixture(scope="module")
+def base_config():
+    return compose_trapo()
+
+
+def with_overrides(base, overrides):
+    """``key=value`` overrides on a copy of a composed config, as hydra's command line would set them (a full
+    compose per case costs seconds on a loaded CPU; interpolations such as the actor mirrors stay live)."""
+    cfg = copy.deepcopy(base)
+    with open_dict(cfg):
+        for item in overrides:
+            key, value = item.lstrip("+").split("=", 1)
+            OmegaConf.update(cfg, key, yaml.safe_load(value), force_add=True)
+    return cfg
 
 
 def test_full_config_composes_with_verl_defaults_and_validates():
@@ -123,8 +141,8 @@ def test_quatro_as_rl_term_with_its_estimator():
         ),
     ],
 )
-def test_validation_errors_name_the_key_and_the_fix(overrides, match):
-    cfg = compose_trapo(*overrides)
+def test_validation_errors_name_the_key_and_the_fix(base_config, overrides, match):
+    cfg = with_overrides(base_config, overrides)
     with pytest.raises(ValueError, match=match):
         validate_trapo_run_config(cfg)
 
