@@ -46,6 +46,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -164,6 +165,12 @@ def trapo_token_masks(
     return response & ~prefix, sft
 
 
+@functools.lru_cache(maxsize=1)
+def _warn_masks_missing() -> None:
+    """Once per process: the share of such micro-batches is the metric ``actor/trapo/masks_missing``."""
+    logger.warning("TRAPO batch without prefix_mask/sft_mask: trained as unguided (RL term only, no TrSFT)")
+
+
 def _fit_width(x: torch.Tensor, width: int) -> torch.Tensor:
     """Cuts or zero-pads the last dim to ``width`` (padding rows keep stale, longer masks; see ROLLOUT_NOTES §4.9)."""
     if x.shape[-1] >= width:
@@ -240,17 +247,12 @@ def _token_stats(info: dict, rl_mask, sft_log_prob, p, alpha: float) -> list[flo
     Divided by the global response-token count and multiplied by dp_size, a micro-batch's value sums over
     micro-batches and averages over dp ranks (verl's SUM aggregation) to the exact mini-batch value.
     """
-    stats = torch.stack(
-        [
-            rl_mask.sum().to(p.dtype),
-            torch.tensor(float(p.numel()), dtype=p.dtype, device=p.device),
-            -sft_log_prob.detach().sum().to(p.dtype),
-            p.sum(),
-            (p < alpha).sum().to(p.dtype),
-        ]
-    )
+    n_sft = torch.tensor(float(p.numel()), device=p.device)
+    # float64: shares of ~1e5-1e6 tokens and sums over them stay exact enough to add up over micro-batches
+    parts = [rl_mask.sum(), n_sft, -sft_log_prob.detach().sum(), p.sum(), (p < alpha).sum()]
+    stats = torch.stack([x.to(torch.float64) for x in parts])
     scale = info["dp_size"] / max(float(info["batch_num_tokens"]), 1.0)
-    return (stats.float() * scale).tolist()
+    return (stats * scale).tolist()
 
 
 def trapo_loss(
@@ -281,7 +283,7 @@ def trapo_loss(
     entropy = model_output.get("entropy", None)
     batch, masks_missing = _read_batch(data, log_prob.shape[-1])
     if masks_missing:
-        logger.debug("TRAPO batch without prefix_mask/sft_mask: trained as unguided (RL only)")
+        _warn_masks_missing()
     response_mask = batch["response_mask"].bool()
     rl_mask, sft_mask = trapo_token_masks(response_mask, batch.get("prefix_mask"), batch.get("sft_mask"))
     info, is_global = _global_batch_info(config, data, response_mask)

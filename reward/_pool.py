@@ -443,6 +443,9 @@ class Pool:
             if w.inflight and w.inflight[0].id == task_id:
                 _resolve(w.inflight.popleft(), result)
                 w.start_head(time.monotonic(), cpu)  # the next queued task, if any, starts now
+            if w.parked_at is not None:  # the result was already on its way when the worker was stopped
+                _signal(w.pid, signal.SIGCONT)
+                w.parked_at = None
             if w.quarantined and not w.inflight:
                 if sum(not x.quarantined for x in self._workers) < 2 * self.num_workers:
                     w.quarantined = w.hog = False  # back to work: a spare saves the next quarantine a fork

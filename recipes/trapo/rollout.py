@@ -608,8 +608,9 @@ class TrapoAgentLoopWorker(AgentLoopWorkerTQ.__ray_metadata__.modified_class):
     def _tokenize_trace(self, text: str) -> tuple[list[int], list[bool]]:
         ids = expert_trace_ids(self.tokenizer, text, self.trapo.response_length)
         missing = [t for t in set(ids) if t not in self._piece_text]
-        for token_id, piece in zip(missing, self.tokenizer.batch_decode([[t] for t in missing]), strict=True):
-            self._piece_text[token_id] = piece
+        if missing:
+            for token_id, piece in zip(missing, self.tokenizer.batch_decode([[t] for t in missing]), strict=True):
+                self._piece_text[token_id] = piece
         return ids, paragraph_breaks([self._piece_text[t] for t in ids])
 
     # ---- scoring and writing
