@@ -234,11 +234,18 @@ def _rl_term(config, trapo_config: TrapoLossConfig, batch: dict, log_prob: torch
 
 def _sft_term(log_prob: torch.Tensor, sft_mask: torch.Tensor, alpha: float, agg: dict):
     """TrSFT aggregated by ``agg_loss``; the per-token math runs on the gathered SFT tokens only (a few % of the
-    batch), and never sees the values at other slots. Returns (loss, gathered log p, p)."""
+    batch) and never sees the values at other slots. Returns (loss, gathered log p, p).
+
+    The SFT tokens go to ``agg_loss`` as one flat row. For the supported modes this equals aggregating the
+    (bs, L) matrix: each is a token sum times a constant, and that constant comes from ``agg`` (global token and
+    row counts, always set by :func:`_global_batch_info`; L_max = ``loss_scale_factor``, or the padded width L as
+    verl's fallback), never from the mask's shape.
+    """
     sft_log_prob = log_prob[sft_mask]  # (n_sft,)
     token_loss, p = trsft_token_loss(sft_log_prob, alpha)
-    loss_mat = torch.zeros_like(log_prob).masked_scatter(sft_mask, token_loss)  # (bs, L), zero off the SFT tokens
-    return agg_loss(loss_mat=loss_mat, loss_mask=sft_mask, **agg), sft_log_prob, p
+    flat = dict(agg, loss_scale_factor=agg["loss_scale_factor"] or log_prob.shape[-1])
+    row = token_loss.unsqueeze(0)  # (1, n_sft)
+    return agg_loss(loss_mat=row, loss_mask=torch.ones_like(row), **flat), sft_log_prob, p
 
 
 def _token_stats(info: dict, rl_mask, sft_log_prob, p, alpha: float) -> list[float]:

@@ -25,6 +25,8 @@ _MATHRM_CONST = re.compile(r"\\(?:mathrm|operatorname)\s*\{\s*([ei])\s*\}")
 _TEX_ARG = r"(\{[^{}]*\}|\\[a-zA-Z]+|[0-9a-zA-Z])"
 _FRAC_SHORTHAND = re.compile(r"\\([dt]?frac)(?![a-zA-Z])\s*" + _TEX_ARG + r"\s*" + _TEX_ARG)
 _SQRT_SHORTHAND = re.compile(r"\\sqrt(?:\s+([a-zA-Z])|\s*([0-9])|\s*(\\[a-zA-Z]+))")
+_EXPONENT_GROUP = re.compile(r"\^\s*\{")
+_BIG_FACTORIAL = re.compile(r"\d{6,}\s*!|!\s*!")  # 123456! or n!!! (100! itself takes microseconds)
 _TRAILING_PERCENT = re.compile(r"\s*(?:\\%|%|\\text\s*\{\s*\\?%\s*\})\s*$")
 _MATH_WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"))
 
@@ -74,6 +76,25 @@ def last_box(text: str) -> Box:
     last_end = last[1] if last else -1
     unterminated = any(start > last_end for start in stack if start >= 0)
     return Box(text[last[0] : last[1]].strip() if last else None, unterminated)
+
+
+def is_risky(latex: str) -> bool:
+    """Answers whose evaluation can run for minutes: power towers (``5^{5^{5^5}}``, Math-Verify #65), huge factorials.
+
+    A risky answer is still scored; the pool only starts it on its own process and lets it run while no other sample
+    waits (``_pool``), so it never takes a worker from the rest of the batch. ``e^{x^2}`` is flagged too, harmlessly.
+    """
+    if _BIG_FACTORIAL.search(latex):
+        return True
+    for m in _EXPONENT_GROUP.finditer(latex):
+        depth, i = 1, m.end()
+        while i < len(latex) and depth:
+            ch = latex[i]
+            if ch == "^":
+                return True
+            depth += (ch == "{") - (ch == "}")
+            i += 1
+    return False
 
 
 def normalize_answer(latex: str, e_notation: bool = True) -> str:

@@ -12,11 +12,17 @@ Design (MATH_EVAL.md §3.3 A and §3.5):
   actors alike).
 * Each task's clock starts when the worker starts it: a worker holds at most ``_DEPTH`` tasks in order, and the head
   task's start is the arrival of its predecessor's result. At ``timeout_s`` the worker is SIGKILLed and replaced.
-* A task still running after ``_SLOW_WALL_S`` puts its worker in *quarantine*: its queued tasks are handed back and a
-  freshly forked worker takes its place, so a stuck input never holds up the rest of the batch. Once the task has also
-  used ``_SLOW_CPU_S`` of CPU (read from ``/proc``; a warm worker needs at most about 0.07 s for any answer), the worker
-  is reniced to 19 so a hog cannot slow the healthy workers, while a task that is slow only because the machine is busy
-  keeps its priority. A quarantined worker that finishes is retired; one that does not is killed at its deadline.
+  Inside the worker an ``ITIMER_PROF`` alarm at ``0.8 * timeout_s`` of CPU interrupts Python-level slowness first,
+  which saves the kill and the fork (math-verify's own signal timeouts are off: see ``_verify``).
+* Stuck inputs never take workers or CPU from the rest of the batch. A task still running after ``_SLOW_WALL_S``
+  hands its worker's queued tasks to others and a fresh worker is forked in its place (*quarantine*). A task that
+  has used ``_HOG_CPU_S`` of CPU (read from ``/proc``; a warm worker needs under 0.11 s for any benchmark answer, 5 ms
+  on average) is a *hog*: quarantined and *parked* (SIGSTOP) while any other task waits, resumed (SIGCONT) when the
+  queue is empty. Parked time does not count against its timeout, so a legitimately slow answer still finishes;
+  all stuck inputs of a batch end about one timeout after the queue drains, side by side. Answers flagged by
+  ``_answer.is_risky`` (power towers, huge factorials) start as hogs on a worker of their own, with no detection
+  cost. A parked task is killed anyway ``max(10 timeouts, 120 s)`` after it started.
+* A quarantined worker whose task ends rejoins the pool as a spare (up to twice the target size) or is killed.
 * No orphans: the zygote and every worker set ``PR_SET_PDEATHSIG=SIGKILL`` (Linux) against the thread that created
   them (the dispatcher thread, then the zygote), exit on EOF of their socket, and ``atexit`` closes the pool.
 """
@@ -43,7 +49,7 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 _DEPTH = 2  # tasks in flight per worker: one running, one queued, so a worker never idles on a round trip
-_HOG_CPU_S = 0.05  # CPU seconds after which a task is a hog (capped at timeout_s / 4); see the module docstring
+_HOG_CPU_S = 0.1  # CPU seconds after which a task is a hog (capped at timeout_s / 4); see the module docstring
 _SLOW_WALL_S = 1.0  # wall seconds after which a task's queued successors go to other workers (capped at timeout_s / 4)
 _POLL_S = 0.02  # how often a running task's CPU time is read from /proc (its resolution is 10 ms)
 _WALL_CAP = (10.0, 120.0)  # a parked task dies max(10 timeouts, 120 s) after it started, however little it ran
@@ -195,6 +201,7 @@ class _Task:
     timeout_s: float
     future: Future
     id: int = 0
+    risky: bool = False
 
 
 @dataclass(eq=False)
@@ -248,15 +255,19 @@ class Pool:
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closing
 
-    def submit(self, payloads: list[tuple], timeout_s: float) -> list[Future]:
-        """Queue payloads for ``_verify.score``; each future resolves to a dict with at least ``status``."""
+    def submit(self, payloads: list[tuple], timeout_s: float, risky: list[bool] | None = None) -> list[Future]:
+        """Queue payloads for ``_verify.score``; each future resolves to a dict with at least ``status``.
+
+        ``risky[i]`` starts payload ``i`` on a process of its own, treated as a hog from the start.
+        """
         futures = [Future() for _ in payloads]
+        risky = risky or [False] * len(payloads)
         with self._lock:
             accepted = self.alive
             if accepted:
-                for payload, fut in zip(payloads, futures):
+                for payload, fut, flag in zip(payloads, futures, risky):
                     self._next_id += 1
-                    self._pending.append(_Task(payload, float(timeout_s), fut, self._next_id))
+                    self._pending.append(_Task(payload, float(timeout_s), fut, self._next_id, bool(flag)))
         if not accepted:
             for fut in futures:
                 fut.set_result(ERROR)
@@ -325,8 +336,9 @@ class Pool:
                 wait = min(wait, timeout_s - w.run_s(now))
                 if not w.hog:
                     wait = min(wait, w.next_poll - now)
-            if not w.quarantined:
-                wait = min(wait, w.head_start + _slow_wall_s(timeout_s) - now)
+            slow_at = w.head_start + _slow_wall_s(timeout_s)
+            if not w.quarantined and slow_at > now:  # past it and still here: the quarantine cap was reached
+                wait = min(wait, slow_at - now)
         return max(wait, 0.0)
 
     def _enforce(self, now: float) -> None:
@@ -352,7 +364,7 @@ class Pool:
     def _quarantine(self, w: _Worker) -> bool:
         if w.quarantined:
             return True
-        if sum(x.quarantined for x in self._workers) >= 32 + 8 * self.num_workers:
+        if sum(x.quarantined for x in self._workers) >= _max_quarantined(self.num_workers):
             return False  # too many at once: this one keeps its slot (and competes) until it ends
         w.quarantined = True
         self.stats["quarantined"] += 1
@@ -406,15 +418,34 @@ class Pool:
                     task = self._pending.popleft()
                 if task.future.done():
                     continue
-                if not w.inflight:
-                    w.start_head(time.monotonic(), w.cpu_base)  # an idle worker used no CPU since its last result
-                w.inflight.append(task)
-                try:
-                    _send_msg(w.sock, (task.id, task.payload, _soft_s(task.timeout_s)))
-                except OSError:
-                    self.stats["crashed"] += 1
-                    self._drop_worker(w, head_result=ERROR)
+                if task.risky and self._isolate(task):
+                    continue
+                if not self._send(w, task):
                     break
+
+    def _send(self, w: _Worker, task: _Task) -> bool:
+        if not w.inflight:
+            w.start_head(time.monotonic(), w.cpu_base)  # an idle worker used no CPU since its last result
+        w.inflight.append(task)
+        try:
+            _send_msg(w.sock, (task.id, task.payload, _soft_s(task.timeout_s)))
+            return True
+        except OSError:
+            self.stats["crashed"] += 1
+            self._drop_worker(w, head_result=ERROR)
+            return False
+
+    def _isolate(self, task: _Task) -> bool:
+        """Start a risky task on a fresh worker that is quarantined as a hog from the start (no detection cost)."""
+        if sum(x.quarantined for x in self._workers) >= _max_quarantined(self.num_workers):
+            return False
+        w = self._spawn()
+        if w is None:
+            return False
+        w.quarantined = w.hog = True
+        self.stats["isolated"] += 1
+        self._send(w, task)
+        return True
 
     def _fail_pending(self) -> None:
         with self._lock:
@@ -548,6 +579,10 @@ class Pool:
 
 def _slow_wall_s(timeout_s: float) -> float:
     return min(_SLOW_WALL_S, timeout_s / 4)
+
+
+def _max_quarantined(num_workers: int) -> int:
+    return 32 + 8 * num_workers
 
 
 def _wall_cap_s(timeout_s: float) -> float:

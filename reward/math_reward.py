@@ -41,10 +41,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError, wait
 from dataclasses import dataclass, fields
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from trustrl.reward import _pool
-from trustrl.reward._answer import last_box, normalize_gold, split_think
+from trustrl.reward._answer import is_risky, last_box, normalize_gold, split_think
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +172,14 @@ def _flagged_truncated(extra_info: Any) -> bool:
     return (isinstance(flag, (bool, int)) and bool(flag)) or any(isinstance(r, str) and r == "length" for r in reasons)
 
 
-def _prepare(solution: Any, ground_truth: Any, extra_info: Any, cfg: MathRewardConfig):
-    """Return ``(payload for the worker, partial result)``."""
+class _Prepared(NamedTuple):
+    payload: tuple | None  # arguments of _verify.score; None when the sample could not be prepared
+    partial: dict  # pred, has_box, truncated
+    golds: tuple[str, ...]
+    risky: bool = False  # is_risky(answer): the pool runs it on its own process
+
+
+def _prepare(solution: Any, ground_truth: Any, extra_info: Any, cfg: MathRewardConfig) -> _Prepared:
     text = _as_text(solution)
     normalized = (normalize_gold(g, cfg.e_notation) for g in _gold_list(ground_truth))
     golds = tuple(g for g in normalized if 0 < len(g) <= cfg.max_gold_chars)
@@ -193,7 +199,7 @@ def _prepare(solution: Any, ground_truth: Any, extra_info: Any, cfg: MathRewardC
         pre_status = None
     payload = (pre_status, content if pre_status is None else "", golds, cfg.rel_tol, cfg.e_notation)
     partial = {"pred": content[: cfg.max_box_chars], "has_box": bool(content), "truncated": bool(truncated)}
-    return payload, partial, golds
+    return _Prepared(payload, partial, golds, pre_status is None and is_risky(content))
 
 
 def _finish(partial: dict, worker_result: Mapping, golds: tuple) -> MathRewardResult:
@@ -221,9 +227,9 @@ def _finish(partial: dict, worker_result: Mapping, golds: tuple) -> MathRewardRe
     )
 
 
-def _local_error(exc: BaseException) -> tuple:
+def _local_error(exc: BaseException) -> _Prepared:
     _warn_once(("prepare", type(exc).__name__), "trustrl math reward: could not prepare a sample: %r", exc)
-    return None, {"pred": "", "has_box": False, "truncated": False}, ()
+    return _Prepared(None, {"pred": "", "has_box": False, "truncated": False}, ())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -286,11 +292,11 @@ async def compute_score_async(
 ) -> MathRewardResult:
     """Coroutine form of :func:`compute_score` for verl's naive/dapo managers (not ``remote``)."""
     cfg = _config(kwargs)
-    payload, partial, golds = _safe_prepare(solution_str, ground_truth, extra_info, cfg)
-    if payload is None:
-        return _finish(partial, _pool.ERROR, golds)
-    (future,) = _pool.get_pool(cfg.num_workers).submit([payload], cfg.timeout_s)
-    return _finish(partial, await asyncio.wrap_future(future), golds)
+    prep = _safe_prepare(solution_str, ground_truth, extra_info, cfg)
+    if prep.payload is None:
+        return _finish(prep.partial, _pool.ERROR, prep.golds)
+    (future,) = _pool.get_pool(cfg.num_workers).submit([prep.payload], cfg.timeout_s, [prep.risky])
+    return _finish(prep.partial, await asyncio.wrap_future(future), prep.golds)
 
 
 def warmup(num_workers: int | None = None) -> None:
@@ -304,17 +310,18 @@ def shutdown() -> None:
     _pool.shutdown()
 
 
-def _safe_prepare(solution, ground_truth, extra_info, cfg):
+def _safe_prepare(solution, ground_truth, extra_info, cfg) -> _Prepared:
     try:
         return _prepare(solution, ground_truth, extra_info, cfg)
     except Exception as exc:  # never raise on data; the sample scores 0 with status=error
         return _local_error(exc)
 
 
-def _score_prepared(prepared: list[tuple], cfg: MathRewardConfig) -> list[MathRewardResult]:
+def _score_prepared(prepared: list[_Prepared], cfg: MathRewardConfig) -> list[MathRewardResult]:
     pool = _pool.get_pool(cfg.num_workers)
-    to_send = [i for i, (payload, _, _) in enumerate(prepared) if payload is not None]
-    futures: dict[int, Future] = dict(zip(to_send, pool.submit([prepared[i][0] for i in to_send], cfg.timeout_s)))
+    to_send = [i for i, p in enumerate(prepared) if p.payload is not None]
+    submitted = pool.submit([prepared[i].payload for i in to_send], cfg.timeout_s, [prepared[i].risky for i in to_send])
+    futures: dict[int, Future] = dict(zip(to_send, submitted))
     pending = set(futures.values())
     while pending:
         _, pending = wait(pending, timeout=1.0)
@@ -325,7 +332,5 @@ def _score_prepared(prepared: list[tuple], cfg: MathRewardConfig) -> list[MathRe
                 except InvalidStateError:
                     pass
             break
-    return [
-        _finish(partial, futures[i].result() if i in futures else _pool.ERROR, golds)
-        for i, (_, partial, golds) in enumerate(prepared)
-    ]
+    results = [futures[i].result() if i in futures else _pool.ERROR for i in range(len(prepared))]
+    return [_finish(p.partial, result, p.golds) for p, result in zip(prepared, results)]

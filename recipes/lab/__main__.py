@@ -35,7 +35,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="reduced sizes (seconds); the size flags still apply")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; results depend on it)")
     parser.add_argument(
-        "--jobs", type=int, default=2, help="processes for the independent runs of exp2/exp3 (default 2; same results)"
+        "--jobs",
+        type=int,
+        help="worker processes for the independent runs of exp2/exp3 (default 2, 1 with --quick; same results)",
     )
     size = parser.add_argument_group("sizes of experiment 2 (staleness)")
     size.add_argument("--prompts", type=int, help="number of prompts (default 64)")
@@ -52,6 +54,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not chosen:
         parser.error(f"--only takes a comma-separated subset of {','.join(EXPERIMENTS)}; got {args.only!r}")
     args.only = [name for name in EXPERIMENTS if name in chosen]
+    if args.jobs is None:
+        # spawning workers costs seconds (each imports torch and verl), more than a quick run saves
+        args.jobs = 1 if args.quick else 2
     return args
 
 
@@ -102,16 +107,7 @@ def _report(sections, args, argv, wall_s: float) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = _parse(argv)
-    from trustrl.recipes.lab._common import make_logger, set_determinism
-
-    set_determinism(args.threads)
-    log = make_logger()
-    args.out.mkdir(parents=True, exist_ok=True)
-    log(f"experiments {','.join(args.only)}{' (quick)' if args.quick else ''}; output in {args.out}")
-    start = time.perf_counter()
+def _run_experiments(args, log, pool) -> list:
     sections = []
     if "exp1" in args.only:
         from trustrl.recipes.lab import update_magnitude
@@ -121,13 +117,33 @@ def main(argv: list[str] | None = None) -> int:
     if "exp2" in args.only:
         from trustrl.recipes.lab import staleness
 
-        sections.append(staleness.run(args.out, _staleness_config(args), log=log, workers=args.jobs))
+        sections.append(staleness.run(args.out, _staleness_config(args), log=log, pool=pool))
         log(f"exp2 done ({sections[-1].wall_s:.1f}s)")
     if "exp3" in args.only:
         from trustrl.recipes.lab import trsft
 
-        sections.append(trsft.run(args.out, _trsft_config(args), log=log, workers=args.jobs))
+        sections.append(trsft.run(args.out, _trsft_config(args), log=log, pool=pool))
         log(f"exp3 done ({sections[-1].wall_s:.1f}s)")
+    return sections
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parse(argv)
+    from trustrl.recipes.lab._common import make_logger, set_determinism, worker_pool
+
+    set_determinism(args.threads)
+    log = make_logger()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log(f"experiments {','.join(args.only)}{' (quick)' if args.quick else ''}; output in {args.out}")
+    start = time.perf_counter()
+    # one pool for exp2 and exp3: its workers import torch and verl once
+    pool = worker_pool(args.jobs if {"exp2", "exp3"} & set(args.only) else 1)
+    try:
+        sections = _run_experiments(args, log, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     wall_s = time.perf_counter() - start
     report = args.out / "report.md"
     report.write_text(_report(sections, args, argv, wall_s), encoding="utf-8")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,32 @@ def set_determinism(threads: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def parallel_map(fn: Callable, jobs: Sequence[tuple], workers: int, done: Callable | None = None) -> list:
-    """``[fn(*job) for job in jobs]``, on ``workers`` forked processes when ``workers`` > 1.
+def worker_pool(workers: int) -> ProcessPoolExecutor | None:
+    """A pool of ``workers`` spawned processes for :func:`parallel_map`, or ``None`` (serial) when ``workers`` ≤ 1.
 
-    Every job seeds its own generators, so the results do not depend on ``workers`` or on the order in which
-    jobs finish. ``done(index, result)`` is called in the parent as each job finishes (progress lines).
+    Spawned, not forked: a fork after torch has used its OpenMP pool can deadlock the child. Workers start with
+    the parent's thread count and deterministic mode. Make one pool for the whole lab: each worker imports torch
+    and verl once (seconds).
     """
-    if workers <= 1 or len(jobs) <= 1:
+    if workers <= 1:
+        return None
+    init = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init)
+
+
+def _init_worker(threads: int, deterministic: bool) -> None:
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
+def parallel_map(fn: Callable, jobs: Sequence[tuple], pool: Executor | None, done: Callable | None = None) -> list:
+    """``[fn(*job) for job in jobs]``, on ``pool`` when given, else in this process.
+
+    Every job seeds its own generators, so the results do not depend on the pool or on the order in which jobs
+    finish. ``done(index, result)`` is called here as each job finishes (progress lines).
+    """
+    if pool is None:
         results = []
         for i, job in enumerate(jobs):
             results.append(fn(*job))
@@ -40,14 +59,12 @@ def parallel_map(fn: Callable, jobs: Sequence[tuple], workers: int, done: Callab
                 done(i, results[-1])
         return results
     results: list = [None] * len(jobs)
-    # fork: the children inherit torch's thread count, deterministic mode and verl's registries
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            i = futures[future]
-            results[i] = future.result()
-            if done is not None:
-                done(i, results[i])
+    futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+    for future in as_completed(futures):
+        i = futures[future]
+        results[i] = future.result()
+        if done is not None:
+            done(i, results[i])
     return results
 
 

@@ -25,6 +25,7 @@ to convergence, QUATRO must end at KL(π‖π_old) = δ per prompt; GRPO and GSP
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -442,6 +443,16 @@ def _figure_curves(runs, cfg: StalenessConfig, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+_KL_FLOOR = 1e-6
+
+
+def _kl_values(runs: list[RunResult], active: bool) -> np.ndarray:
+    """Per-prompt KLs of ``runs`` (all prompt-iterations or the active ones), floored for a log axis."""
+    values = [r.kl[r.active] if active else r.kl.reshape(-1) for r in runs]
+    values = np.concatenate(values) if values else np.zeros(0)
+    return np.maximum(values if values.size else np.zeros(1), _KL_FLOOR)
+
+
 def _figure_kl(runs, cfg: StalenessConfig, path: Path) -> Path:
     plt = pyplot()
     grid = _grid_runs(runs, cfg)
@@ -450,6 +461,8 @@ def _figure_kl(runs, cfg: StalenessConfig, path: Path) -> Path:
     ncols = len(cfg.ks) + (1 if len(sweep) > 1 else 0)
     fig, axes = plt.subplots(len(cfg.lrs), ncols, figsize=(4.2 * ncols, 3.4 * len(cfg.lrs)), squeeze=False)
     colors = dict(zip(cfg.methods, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    # one y range for all method panels, so the K and lr panels compare at a glance
+    top = max(2 * max(float(r.kl.max()) for r in grid), 10 * cfg.delta)
     for ax_row, lr in zip(axes, cfg.lrs):
         for k, ax in zip(cfg.ks, ax_row):
             data, labels, box_colors = [], [], []
@@ -457,9 +470,7 @@ def _figure_kl(runs, cfg: StalenessConfig, path: Path) -> Path:
                 sel = [r for r in grid if r.method == key and r.k == k and r.lr == lr]
                 if not sel:
                     continue
-                all_kl = np.concatenate([r.kl.reshape(-1) for r in sel])
-                active = np.concatenate([r.kl[r.active] for r in sel])
-                data += [np.maximum(all_kl, 1e-6), np.maximum(active, 1e-6)]
+                data += [_kl_values(sel, active=False), _kl_values(sel, active=True)]
                 labels += [f"{METHODS[key].name}\nall", f"{METHODS[key].name}\nactive"]
                 box_colors += [colors[key]] * 2
             boxes = ax.boxplot(data, whis=(0, 100), patch_artist=True, widths=0.6)
@@ -469,22 +480,23 @@ def _figure_kl(runs, cfg: StalenessConfig, path: Path) -> Path:
             ax.set_yscale("log")
             ax.axhline(cfg.delta, color="black", ls="--", lw=1, label=f"δ={cfg.delta:g}")
             ax.set_title(f"K={k}, lr={lr:g}", fontsize=9)
+            ax.set_ylim(_KL_FLOOR / 2, top)
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3, axis="y")
         if ncols > len(cfg.ks):
             ax = ax_row[-1]
-            sel = {d: [r for r in runs if r.method == "quatro" and r.k == k_max and r.lr == lr] for d in sweep}
-            data = [np.maximum(np.concatenate([r.kl[r.active] for r in sel[d] if r.delta == d]), 1e-6) for d in sweep]
+            quatro = [r for r in runs if r.method == "quatro" and r.k == k_max and r.lr == lr]
+            data = [_kl_values([r for r in quatro if r.delta == d], active=True) for d in sweep]
             ax.boxplot(data, whis=(0, 100), widths=0.5)
             ax.set_xticks(range(1, len(sweep) + 1), [f"δ={d:g}" for d in sweep], fontsize=8)
-            ax.plot(range(1, len(sweep) + 1), sweep, "k_", ms=30, mew=2, label="δ")
+            ax.plot(range(1, len(sweep) + 1), sweep, "k_", ms=30, mew=2)
             ax.set_yscale("log")
-            ax.set_title(f"QUATRO active-prompt KL vs δ, K={k_max}, lr={lr:g}", fontsize=9)
-            ax.legend(fontsize=7)
+            ax.set_title(f"QUATRO, active prompts, K={k_max}, lr={lr:g} (bar: δ)", fontsize=9)
             ax.grid(alpha=0.3, axis="y")
     fig.suptitle(
         "Per-prompt KL(π_new‖π_old) after each rollout batch's K updates, all prompt-iterations\n"
-        "(box: quartiles, whiskers: min-max; 'active': the sampled group had 0 < c < G)",
+        f"(box: quartiles, whiskers: min-max, values below {_KL_FLOOR:g} drawn at {_KL_FLOOR:g}; "
+        "'active': the sampled group had 0 < c < G)",
         fontsize=10,
     )
     fig.tight_layout()
@@ -583,10 +595,10 @@ def _population_table(pop: PopulationResult) -> str:
     return md_table(["p under π_old", "method", "target p'", "final p", "final KL(π‖π_old)"], rows)
 
 
-def run_grid(cfg: StalenessConfig, log: Log = silent, workers: int = 1) -> list[RunResult]:
+def run_grid(cfg: StalenessConfig, log: Log = silent, pool: Executor | None = None) -> list[RunResult]:
     """The main grid (methods × K × lr × seeds at δ) plus QUATRO's δ sweep at the largest K.
 
-    Runs are independent and seed themselves, so ``workers`` processes give the same results as one.
+    Runs are independent and seed themselves, so running them on ``pool`` gives the same results.
     """
     jobs = [(m, k, lr, s, cfg.delta) for lr in cfg.lrs for k in cfg.ks for m in cfg.methods for s in cfg.seeds]
     if "quatro" in cfg.methods:
@@ -603,17 +615,20 @@ def run_grid(cfg: StalenessConfig, log: Log = silent, workers: int = 1) -> list[
             f"({result.wall_s:.1f}s)"
         )
 
-    return parallel_map(partial(train, cfg), jobs, workers, progress)
+    return parallel_map(partial(train, cfg), jobs, pool, progress)
 
 
-def run(out_dir: Path, cfg: StalenessConfig | None = None, log: Log = silent, workers: int = 1) -> Section:
+def run(out_dir: Path, cfg: StalenessConfig | None = None, log: Log = silent, pool: Executor | None = None) -> Section:
     """Run the population check and the grid, write the three figures and return the report section."""
     cfg = cfg or StalenessConfig()
     start = time.perf_counter()
-    pop = population_check(cfg)
+    # the population check runs on the pool beside the grid (it is one serial job)
+    pending = pool.submit(population_check, cfg) if pool is not None else None
+    pop = population_check(cfg) if pending is None else None
+    runs = run_grid(cfg, log, pool)
+    pop = pop or pending.result()
     worst = max(float(np.max(np.abs(curve[-1] - d))) for d, curve in pop.quatro_kl.items())
     log(f"exp2 population check: max |KL − δ| after {cfg.population_steps} steps = {worst:.1e}")
-    runs = run_grid(cfg, log, workers)
     figures = [
         _figure_curves(runs, cfg, out_dir / "fig2_reward_entropy.png"),
         _figure_kl(runs, cfg, out_dir / "fig2_kl_distribution.png"),

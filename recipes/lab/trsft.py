@@ -29,6 +29,7 @@ them) and outside S.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,7 +247,7 @@ def _peak(values: list[float]) -> str:
     return f"{max(values):.3f} (step {int(np.argmax(values))})"
 
 
-def run(out_dir: Path, cfg: TrsftConfig | None = None, log: Log = silent, workers: int = 1) -> Section:
+def run(out_dir: Path, cfg: TrsftConfig | None = None, log: Log = silent, pool: Executor | None = None) -> Section:
     """Train every (start, student, loss), write two figures and return the report section."""
     cfg = cfg or TrsftConfig()
     start = time.perf_counter()
@@ -263,7 +264,7 @@ def run(out_dir: Path, cfg: TrsftConfig | None = None, log: Log = silent, worker
     def progress(_, r: Trajectory) -> None:
         log(f"exp3 {r.label}: final KL(p_E‖p) {r.kl_expert[-1]:.3g}, peak void mass {max(r.void_mass):.3f}")
 
-    runs = parallel_map(train, jobs, workers, progress)
+    runs = parallel_map(train, jobs, pool, progress)
     by = {(r.kind, r.method, r.floor): r for r in runs}
     floor = max(cfg.floors)
     tab_trsft, tab_sft = by["tabular", "trsft", floor], by["tabular", "sft", floor]

@@ -93,6 +93,15 @@ def _check_schedule(s: MicroGroupSchedule) -> None:
         raise _err("prefix_ratios", f"must be non-decreasing, got {list(s.prefix_ratios)}")
 
 
+def _check_reward_bounds(value: Any) -> None:
+    if isinstance(value, str | bytes) or not hasattr(value, "__len__") or len(value) != 2:
+        raise _err("reward_bounds", f"must be [lo, hi] or null (decide only on complete rewards), got {value!r}")
+    if any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in value):
+        raise _err("reward_bounds", f"must hold two finite numbers, got {list(value)!r}")
+    if not value[0] < value[1]:
+        raise _err("reward_bounds", f"must satisfy lo < hi, got {list(value)!r}")
+
+
 @dataclass
 class MicroGroupConfig:
     """``trapo.micro_group``: the adaptive expert-prefix rollout (read by the issue-6 rollout worker)."""
@@ -124,6 +133,14 @@ class MicroGroupConfig:
     expert_field: str = field(
         default="expert_solutions", metadata={"help": "extra_info key of the expert traces (list[str])"}
     )
+    prefetch_unguided: bool = field(
+        default=True,
+        metadata={"help": "draw later groups' unguided samples with g_1, kept iff the rule says unguided (exact)"},
+    )
+    reward_bounds: Any = field(
+        default_factory=lambda: [0.0, 1.0],
+        metadata={"help": "[lo, hi] of the reward, to decide a group before pending rewards arrive; null = wait"},
+    )
 
     def __post_init__(self):
         if self.preset not in MICRO_GROUP_PRESETS:
@@ -141,6 +158,10 @@ class MicroGroupConfig:
             raise _err("paragraph_window", f"must be in [0, 1] (official 0.3, 0 disables), got {window!r}")
         if not isinstance(self.expert_field, str) or not self.expert_field:
             raise _err("expert_field", f"must be a non-empty extra_info key, got {self.expert_field!r}")
+        if not isinstance(self.prefetch_unguided, bool):
+            raise _err("prefetch_unguided", f"must be true or false, got {self.prefetch_unguided!r}")
+        if self.reward_bounds is not None:
+            _check_reward_bounds(self.reward_bounds)
         _check_schedule(self.schedule)
 
     @property

@@ -735,8 +735,9 @@ def trapo_rollout_metrics(batch) -> dict[str, float]:
     data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields_)
     if "extra_fields" not in data.keys():
         return {}
-    infos = [e.get("trapo") if isinstance(e, dict) else None for e in data["extra_fields"].tolist()]
-    rm_scores, responses = data["rm_scores"], data["responses"]
+    # .get keeps the NonTensorStack (item access would unwrap it); as the trainer reads extra_fields
+    infos = [e.get("trapo") if isinstance(e, dict) else None for e in data.get("extra_fields").tolist()]
+    rm_scores, responses = data.get("rm_scores"), data.get("responses")
     rewards = (rm_scores.to_padded_tensor(0.0) if rm_scores.is_nested else rm_scores).sum(-1).tolist()
     if responses.is_nested:
         lengths = responses.offsets().diff().tolist()

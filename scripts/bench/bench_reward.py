@@ -30,9 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 HANG_TEMPLATES = (
     # Math-Verify #65 ("forever hang"), with the base and the constants varied so no cache can help
-    r"\dfrac{{{k}^{{\left({k}^{{\left({k}^{{\left({k}^{k}\right)}}\right)}} - {j}\right)}} - 5}}{{16}}",
-    # a power tower: sympy evaluates k^(k^k) exactly when comparing it with the gold
-    r"{k}^{{{k}^{{{k}}}}} - {j}",
+    (r"\dfrac{{{k}^{{\left({k}^{{\left({k}^{{\left({k}^{k}\right)}}\right)}} - {j}\right)}} - 5}}{{16}}", range(3, 10)),
+    # power towers: sympy evaluates k^(k^k) exactly when it compares the answer with the gold
+    (r"{k}^{{{k}^{{{k}}}}} - {j}", range(9, 12)),
+    (r"{k}^{{{k}^{{{k}^{{{k}}}}}}} + {j}", range(3, 6)),
 )
 # (gold, [correct notations], [wrong answers]) per answer family
 FAMILIES = (
@@ -97,7 +98,8 @@ def with_hangs(solutions: list[str], fraction: float, seed: int = 1) -> tuple[li
     where = sorted(rng.sample(range(len(solutions)), k))
     out = list(solutions)
     for n, i in enumerate(where):
-        latex = HANG_TEMPLATES[n % 2].format(k=3 + n % 7, j=4 + n)
+        template, bases = HANG_TEMPLATES[n % len(HANG_TEMPLATES)]
+        latex = template.format(k=bases[n % len(bases)], j=4 + n)
         out[i] = f"Computing carefully, the answer is $\\boxed{{{latex}}}$."
     return out, where
 

@@ -175,6 +175,18 @@ def test_matches_reference_loss_and_gradient(mode, seed):
         torch.testing.assert_close(g, r["lp"].grad, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_outside_an_engine_uses_the_micro_batch_counts(mode):
+    """No engine scalars: the normalisers are the micro-batch's response tokens and rows (the engine's semantics);
+    no loss_scale_factor: L_max is the padded width, verl's fallback."""
+    rows = make_rows(15)
+    trapo = TrapoLossConfig(loss_agg_mode=mode)
+    cfg = actor_config(mode, loss_scale_factor=None)
+    loss, _ = run(rows, cfg, trapo)  # dp_size 1, batch_num_tokens and global_batch_size None
+    cfg_ref = actor_config(mode, loss_scale_factor=max(r["rlen"] for r in rows))
+    torch.testing.assert_close(loss, reference_loss(rows, trapo, cfg_ref).detach(), rtol=1e-10, atol=1e-12)
+
+
 def test_hand_computed_gradients():
     # one row, prompt length 1, response of 4 tokens: [prefix+sft, prefix (no sft), model, model]
     lp = torch.log(torch.tensor([0.5, 0.5, 0.02, 0.5, 0.3], dtype=torch.float64)).requires_grad_()
@@ -280,9 +292,9 @@ def test_unguided_batch_equals_verl_ppo_loss(rl_loss_mode, mode):
     zero_grads(rows)
     ref, ref_metrics = ppo_loss(cfg, model_output(rows, entropy=True), to_td(rows, masks=False, **info))
     ref.backward()
-    torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-12)
+    assert torch.equal(loss, ref)  # bit for bit: the same ops on the same tensors, plus an exact 0 SFT term
     for g, r in zip(got, rows):
-        torch.testing.assert_close(g, r["lp"].grad, rtol=1e-12, atol=1e-12)
+        assert torch.equal(g, r["lp"].grad)
     assert values(metrics)["actor/pg_loss"] == pytest.approx(values(ref_metrics)["actor/pg_loss"])
     assert values(metrics)["actor/entropy_loss"] == pytest.approx(values(ref_metrics)["actor/entropy_loss"])
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 from trustrl.recipes.lab import staleness, trsft, update_magnitude
 from trustrl.recipes.lab.__main__ import main
+from trustrl.recipes.lab._common import set_determinism, worker_pool
 
 
 @pytest.fixture
@@ -172,7 +173,7 @@ def test_trsft_converges_to_proposition1_and_sft_keeps_pruned_mass():
 
 
 def test_cli_quick_writes_report_numbers_and_figures(tmp_path, restore_torch_state, capsys):
-    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    assert main(["--quick", "--jobs", "1", "--out", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     for title in ("1. QUATRO update magnitude", "2. Staleness and learning-rate stress", "3. TrSFT vs SFT"):
         assert title in report
@@ -200,11 +201,16 @@ def test_cli_rejects_unknown_experiment():
         main(["--only", "exp4"])
 
 
-def test_grid_results_do_not_depend_on_worker_processes():
+def test_grid_results_do_not_depend_on_worker_processes(restore_torch_state):
+    set_determinism(1)
     cfg = replace(staleness.quick_config(), num_prompts=6, iterations=2, ks=(1, 3), methods=("gspo", "quatro"))
-    serial = staleness.run_grid(cfg, workers=1)
-    forked = staleness.run_grid(cfg, workers=2)
-    assert [(r.method, r.k) for r in serial] == [(r.method, r.k) for r in forked]
-    for a, b in zip(serial, forked):
+    serial = staleness.run_grid(cfg)
+    pool = worker_pool(2)
+    try:
+        pooled = staleness.run_grid(cfg, pool=pool)
+    finally:
+        pool.shutdown()
+    assert [(r.method, r.k) for r in serial] == [(r.method, r.k) for r in pooled]
+    for a, b in zip(serial, pooled):
         np.testing.assert_array_equal(a.kl, b.kl)
         np.testing.assert_array_equal(a.entropy, b.entropy)

@@ -87,17 +87,22 @@ class FakeServer:
 
 
 class FakeRewardHandle:
-    """A reward-loop worker handle: reward 1.0 iff the decoded response contains ``marker``."""
+    """A reward-loop worker handle: ``table[(uid, session_id)]`` when given, else 1.0 iff the decoded response
+    contains ``marker``."""
 
-    def __init__(self, tokenizer, marker: str = "Y"):
-        self.tokenizer, self.marker = tokenizer, marker
+    def __init__(self, tokenizer, marker: str = "Y", table: dict[tuple[str, int], float] | None = None):
+        self.tokenizer, self.marker, self.table = tokenizer, marker, table or {}
         self.requests = []
         self.compute_score = SimpleNamespace(remote=self._score)
 
     async def _score(self, data):
         self.requests.append(data)
-        text = self.tokenizer.decode(data.batch["responses"][0].tolist(), skip_special_tokens=True)
-        reward = 1.0 if self.marker in text else 0.0
+        key = (str(data.non_tensor_batch["uid"][0]), int(data.non_tensor_batch["session_id"][0]))
+        if key in self.table:
+            reward = self.table[key]
+        else:
+            text = self.tokenizer.decode(data.batch["responses"][0].tolist(), skip_special_tokens=True)
+            reward = 1.0 if self.marker in text else 0.0
         return {"reward_score": reward, "reward_extra_info": {"acc": reward}}
 
 

@@ -134,6 +134,10 @@ def test_quatro_as_rl_term_with_its_estimator():
         (["trapo.micro_group.trace_choice=first"], r"trace_choice must be one of"),
         (["trapo.micro_group.sft_copies=some"], r"sft_copies must be one of"),
         (["trapo.micro_group.paragraph_window=2"], r"paragraph_window must be in \[0, 1\]"),
+        (["trapo.micro_group.prefetch_unguided=1"], r"prefetch_unguided must be true or false"),
+        (["trapo.micro_group.reward_bounds=[1,0]"], r"reward_bounds must satisfy lo < hi"),
+        (["trapo.micro_group.reward_bounds=[0,1,2]"], r"reward_bounds must be \[lo, hi\] or null"),
+        (["trapo.micro_group.reward_bounds=[0,.inf]"], r"reward_bounds must hold two finite numbers"),
         (["trapo.micro_group.enable=True", "actor_rollout_ref.rollout.n=6"], r"sum to 8 but .*rollout\.n=6"),
         (
             ["trapo.micro_group.enable=True", "algorithm.rollout_correction.bypass_mode=True"],
