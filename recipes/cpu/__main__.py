@@ -15,6 +15,8 @@ from pathlib import Path
 from trustrl.recipes.cpu.launch import ALGOS, RunSpec, run
 from trustrl.recipes.cpu.report import plot_curves, summarize
 
+RECIPE_ENTRY = {"quatro": "trustrl.recipes.quatro.main", "trapo": "trustrl.recipes.trapo.main"}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trustrl.recipes.cpu", description=__doc__.splitlines()[0])
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         seed=args.seed,
         updates_per_step=args.updates_per_step or (1 if args.algo == "grpo" else 2),
+        # The recipe entry points (stock main_ppo runs QUATRO too; ours also logs the estimator's lambda_q).
+        entry=RECIPE_ENTRY.get(args.algo),
         extra=args.overrides,
     )
     out = args.out / args.algo

@@ -46,6 +46,8 @@ class RunSpec:
     seed: int = 0
     # Optimizer steps per rollout batch (mini-batches): > 1 makes later updates off-policy (staleness).
     updates_per_step: int = 1
+    # Module run with `python -m`; default ENTRY[algo] (stock verl for grpo and quatro).
+    entry: str | None = None
     extra: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -165,7 +167,7 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
     workdir.mkdir(parents=True, exist_ok=True)
     paths = task.build_task(workdir / "task", seed=spec.seed)
     (workdir / "metrics.jsonl").unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", ENTRY[spec.algo], *overrides(spec, paths, workdir)]
+    cmd = [sys.executable, "-m", spec.entry or ENTRY[spec.algo], *overrides(spec, paths, workdir)]
     (workdir / "command.txt").write_text(" \\\n  ".join(cmd) + "\n")
     start = time.monotonic()
     lines: list[str] = []
@@ -194,6 +196,7 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
 
 
 _STEP_LINE = re.compile(r"(?:^|\s)(step:\d+ - .*)$")
+_ALGO_SHOWN = ("actor/quatro/", "actor/trapo/", "quatro/lambda_mean", "quatro/share_active")
 _SHOWN = {
     "step": "step",
     "critic/score/mean": "reward",
@@ -209,7 +212,7 @@ def _echo(line: str) -> None:
     step_line = _STEP_LINE.search(line.rstrip())
     if step_line:
         fields = dict(kv.split(":", 1) for kv in step_line.group(1).split(" - ") if ":" in kv)
-        shown = {**_SHOWN, **{k: k.split("/", 1)[1] for k in fields if k.startswith(("actor/quatro/", "actor/trapo/"))}}
+        shown = {**_SHOWN, **{k: k.split("/", 1)[1] for k in fields if k.startswith(_ALGO_SHOWN)}}
         print("  " + "  ".join(f"{label}={fields[k][:7]}" for k, label in shown.items() if k in fields), flush=True)
     elif ("Error:" in line and "Warning" not in line) or "Traceback" in line or "[hf_cpu]" in line:
         print("  " + line.rstrip()[:300], flush=True)

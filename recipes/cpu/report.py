@@ -8,7 +8,7 @@ from typing import Any
 
 REWARD = "critic/score/mean"
 ENTROPY = "actor/entropy"
-ALGO_PREFIXES = ("actor/quatro/", "actor/trapo/", "algorithm/quatro/", "trapo/")
+ALGO_PREFIXES = ("actor/quatro/", "actor/trapo/", "quatro/lambda_mean", "quatro/share_active", "trapo/")
 
 
 def algo_keys(metrics: list[dict[str, Any]]) -> list[str]:

@@ -3,7 +3,9 @@
 
 The config is ``config/quatro_trainer.yaml`` (verl's ``ppo_trainer`` plus the QUATRO deltas). The QUATRO
 options are checked here, before Ray starts, so a bad value fails in seconds with the key's name; then verl's
-own ``main_ppo`` body runs unchanged (device detection, ``validate_config``, ``run_ppo`` with the V1 trainer).
+``main_ppo`` sequence runs (device detection, ``validate_config``, ``run_ppo``) with
+:class:`~trustrl.recipes.quatro.trainer.QuatroTrainer`, which adds the estimator's ``quatro/*`` statistics
+(lambda_q, active/slack shares) to the logged metrics.
 The estimator and the loss reach the Ray workers through the ``verl.plugins`` entry point
 (``trustrl.recipes.plugin``), not through this module.
 """
@@ -41,12 +43,12 @@ def check_quatro_config(config: DictConfig) -> QuatroConfig:
 
 @hydra.main(config_path="config", config_name="quatro_trainer", version_base=None)
 def main(config: DictConfig) -> None:
-    """Check the QUATRO options, then run verl's ``main_ppo`` on this config."""
+    """Check the QUATRO options, then run verl's V1 trainer with :class:`QuatroTrainer` (estimator metrics)."""
     check_quatro_config(config)
-    from verl.trainer import main_ppo
+    from trustrl.recipes.quatro.trainer import QuatroTaskRunner
+    from trustrl.recipes.runner import run_recipe
 
-    # verl's hydra entry point without its own config loading: the body of verl.trainer.main_ppo.main
-    main_ppo.main.__wrapped__(config)
+    run_recipe(config, QuatroTaskRunner)
 
 
 if __name__ == "__main__":
