@@ -677,6 +677,8 @@ def quick_config() -> StalenessConfig:
         delta_sweep=(),
         population_deltas=(0.05,),
         population_steps=300,
+        population_vocab=5,
+        population_length=3,
     )
 
 

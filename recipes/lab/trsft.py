@@ -17,9 +17,9 @@ parameterisations and two starts, all eight combinations:
 * ``smooth``: logits = a linear combination of a few wide radial basis functions of the category position, a
   stand-in for a model whose parameters are shared across neighbouring outputs. Moving mass to the far mode must
   then pass through the categories between the modes;
-* start ``floor``: a bump on the near expert mode mixed with a 5 % uniform floor, so every category, the far
+* start ``floor``: a bump just left of the first expert mode, mixed with a 5 % uniform floor, so every category, the far
   mode included, starts with probability ≥ 0.05/C;
-* start ``bump``: the same bump without the floor; the far mode starts exponentially unlikely (log p ≈ −64).
+* start ``bump``: the same bump without the floor; the far mode starts exponentially unlikely (log p ≈ −65).
 
 Reported over training: snapshots of p_θ, KL(p_E ‖ p_θ), the distance to p*, and the probability mass in the
 "void" (the categories between the two expert modes with p_E(c) < ``void_threshold``: neither mode supports
