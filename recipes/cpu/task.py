@@ -93,6 +93,15 @@ def build_model(out_dir: str | Path, seed: int = 0):
     return out_dir
 
 
+def expert_solutions(digit: str) -> list[str]:
+    r"""Two expert traces of a prompt (TRAPO's ``extra_info.expert_solutions``), both ending in ``\boxed{d}``.
+
+    Written in the task's alphabet with paragraph breaks (``\n\n``), so TRAPO's prefix cut has places to snap to.
+    Trace 0 is short (10 tokens), trace 1 longer (15 tokens); both fit the CPU tier's 16-token responses.
+    """
+    return [f"x = {digit}\n\n\\boxed{{{digit}}}", f"a b c\n\nx={digit}\n\n\\boxed{{{digit}}}"]
+
+
 def make_rows(n: int, split: str, seed: int) -> list[dict[str, Any]]:
     """verl parquet rows (VERL.md section 6 schema): one digit per prompt, digits balanced."""
     rng = random.Random(seed)
@@ -105,7 +114,7 @@ def make_rows(n: int, split: str, seed: int) -> list[dict[str, Any]]:
                 "prompt": [{"role": "user", "content": f"copy:{digit}"}],
                 "ability": "copy",
                 "reward_model": {"style": "rule", "ground_truth": digit},
-                "extra_info": {"split": split, "index": i},
+                "extra_info": {"split": split, "index": i, "expert_solutions": expert_solutions(digit)},
             }
         )
     return rows
