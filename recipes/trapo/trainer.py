@@ -1,10 +1,13 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 """TRAPO trainer: verl's V1 sync trainer with the TRAPO loss installed on the actor workers.
 
-The only changes to ``PPOTrainerSync``: after the workers are built (``on_init_end``) the actor's loss is replaced by
-``partial(trapo_loss, config=<ActorConfig>, trapo_config=<trapo.* loss keys>)`` through the ``set_loss_fn`` RPC, and
-after each actor update the ``actor/trapo/*`` SFT-token means are finalised (:func:`finalize_trapo_metrics`).
+The changes to ``PPOTrainerSync``: after the workers are built (``on_init_end``) the actor's loss is replaced by
+``partial(trapo_loss, config=<ActorConfig>, trapo_config=<trapo.* loss keys>)`` through the ``set_loss_fn`` RPC;
+after each actor update the ``actor/trapo/*`` SFT-token means are finalised (:func:`finalize_trapo_metrics`); each
+step's metrics get the guided rollout's ``rollout/trapo/*`` statistics (:class:`TrapoRolloutMetricsMixin`; none
+when the batch has no micro-group rows, e.g. ``trapo.micro_group.enable=False``).
 Everything else (rollout, reward, advantage via the registered ``trapo`` estimator, checkpoints) is verl's.
+:class:`TrapoTaskRunner` is verl's V1 TaskRunner with this trainer (:mod:`trustrl.recipes.runner`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from functools import partial
 
 from omegaconf import DictConfig
 from trustrl.policy_loss.trapo import finalize_trapo_metrics, trapo_loss
+from trustrl.recipes.runner import RecipeTaskRunner
 from trustrl.recipes.trapo.config import validate_trapo_run_config
+from trustrl.recipes.trapo.rollout import TrapoRolloutMetricsMixin
 from verl.trainer.ppo.v1 import PPOTrainerSync
 from verl.utils.config import omega_conf_to_dataclass
 
-__all__ = ["TrapoTrainer", "build_trapo_actor_loss"]
+__all__ = ["TrapoTaskRunner", "TrapoTrainer", "build_trapo_actor_loss"]
 
 
 def build_trapo_actor_loss(config: DictConfig) -> partial:
@@ -32,8 +37,12 @@ def build_trapo_actor_loss(config: DictConfig) -> partial:
     return partial(trapo_loss, config=actor_config, trapo_config=trapo.loss)
 
 
-class TrapoTrainer(PPOTrainerSync):
-    """V1 sync PPO trainer that trains the actor with :func:`trustrl.policy_loss.trapo.trapo_loss`."""
+class TrapoTrainer(TrapoRolloutMetricsMixin, PPOTrainerSync):
+    """V1 sync PPO trainer that trains the actor with :func:`trustrl.policy_loss.trapo.trapo_loss`.
+
+    :class:`~trustrl.recipes.trapo.rollout.TrapoRolloutMetricsMixin` adds the micro-group rollout's ``rollout/trapo/*``
+    metrics (guided shares per level, prefix lengths, unguided reward) to each step; nothing without guided rows.
+    """
 
     def __init__(self, config: DictConfig):
         # fail before any worker starts (the launcher validated too; this covers other entry paths)
@@ -48,3 +57,9 @@ class TrapoTrainer(PPOTrainerSync):
         batch = super()._update_actor(batch, metrics)
         finalize_trapo_metrics(metrics)
         return batch
+
+
+class TrapoTaskRunner(RecipeTaskRunner):
+    """verl's V1 TaskRunner whose ``sync`` trainer is :class:`TrapoTrainer`."""
+
+    trainer_class = "trustrl.recipes.trapo.trainer.TrapoTrainer"

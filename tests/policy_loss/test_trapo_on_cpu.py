@@ -231,6 +231,41 @@ def test_sft_gradient_is_trust_region_weight(alpha):
         assert torch.count_nonzero(r["lp"].grad[: r["plen"] - 1]) == 0
 
 
+def test_parameter_gradient_is_trust_region_weighted_log_prob_gradient():
+    """∇_θ of the loss = −c_sft/norm · Σ_{sft} min(1, p_t/α) ∇_θ log p_t + ∇_θ(RL term), for θ of a small softmax
+    policy; the SFT part is summed token by token from each ∇_θ log p_t (autograd.grad), not through the loss."""
+    g = torch.Generator().manual_seed(16)
+    vocab, hidden, alpha, coef = 11, 6, 0.1, 0.8
+    weight = (2.0 * torch.randn(hidden, vocab, generator=g, dtype=torch.float64)).requires_grad_()
+    rows = make_rows(16)
+    feats, tokens = [], []
+    for r in rows:
+        n = r["plen"] + r["rlen"]
+        feats.append(torch.randn(n, hidden, generator=g, dtype=torch.float64))
+        tokens.append(torch.randint(0, vocab, (n,), generator=g))
+
+    def log_probs():
+        return [torch.log_softmax(x @ weight, -1).gather(-1, y[:, None])[:, 0] for x, y in zip(feats, tokens)]
+
+    def loss_of(trapo):
+        local = [dict(r, lp=lp) for r, lp in zip(rows, log_probs())]
+        return trapo_loss(actor_config(), model_output(local), to_td(local, **global_info(rows)), trapo_config=trapo)
+
+    trapo = TrapoLossConfig(alpha=alpha, sft_coef=coef)
+    (got,) = torch.autograd.grad(loss_of(trapo)[0], weight)
+    (rl_grad,) = torch.autograd.grad(loss_of(TrapoLossConfig(alpha=alpha, sft_coef=0.0))[0], weight)
+    expected, weights, lps = rl_grad.clone(), [], log_probs()
+    for r, lp in zip(rows, lps):
+        for t in range(r["rlen"]):
+            if r["resp"][t] and r["prefix"][t] and r["sft"][t]:
+                log_p = lp[r["plen"] - 1 + t]
+                (grad_log_p,) = torch.autograd.grad(log_p, weight, retain_graph=True)
+                weights.append(min(1.0, math.exp(float(log_p)) / alpha))
+                expected -= coef * weights[-1] * grad_log_p / (len(rows) * L_MAX)
+    assert min(weights) < 1.0 == max(weights)  # SFT tokens inside and outside the trust region
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("rl_loss_mode", ["vanilla", "gspo", "quatro"])
 def test_rl_gradient_on_model_tokens_is_the_registered_loss(rl_loss_mode):
     """On tokens outside the prefix the gradient is the registered loss's, called on response ∧ ¬prefix alone."""

@@ -17,6 +17,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 from trustrl.policy_loss.trapo import TrapoLossConfig, trapo_loss
+from trustrl.recipes.runner import RecipeTaskRunner
 from trustrl.recipes.trapo import main as trapo_main
 from trustrl.recipes.trapo.config import (
     MICRO_GROUP_PRESETS,
@@ -25,7 +26,8 @@ from trustrl.recipes.trapo.config import (
     trapo_config_from,
     validate_trapo_run_config,
 )
-from trustrl.recipes.trapo.trainer import TrapoTrainer, build_trapo_actor_loss
+from trustrl.recipes.trapo.rollout import TrapoRolloutMetricsMixin
+from trustrl.recipes.trapo.trainer import TrapoTaskRunner, TrapoTrainer, build_trapo_actor_loss
 from verl.trainer.main_ppo import TaskRunnerV1
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
 from verl.trainer.ppo.v1 import PPOTrainerSync
@@ -247,17 +249,59 @@ def test_trainer_finalises_the_sft_token_means(monkeypatch):
     assert not any("per_resp_token" in key for key in metrics)
 
 
-def test_task_runner_and_entry_point(monkeypatch):
-    assert issubclass(trapo_main.TrapoTaskRunner, TaskRunnerV1.__ray_metadata__.modified_class)
-    assert trapo_main.TrapoTaskRunner.run is not TaskRunnerV1.__ray_metadata__.modified_class.run
-    # validation happens before verl's run_ppo (the first Ray call)
+def test_trainer_is_the_sync_trainer_with_the_rollout_metrics():
+    assert issubclass(TrapoTrainer, PPOTrainerSync) and issubclass(TrapoTrainer, TrapoRolloutMetricsMixin)
+    # the mixin's _compute_metrics runs first and calls verl's (cooperative super chain)
+    mro = TrapoTrainer.__mro__
+    assert mro.index(TrapoRolloutMetricsMixin) < mro.index(PPOTrainerSync)
+
+
+def test_trainer_adds_the_rollout_metrics(monkeypatch):
+    import trustrl.recipes.trapo.rollout as rollout
+
     calls = []
-    monkeypatch.setattr(trapo_main, "run_ppo", lambda config, task_runner_class: calls.append(task_runner_class))
+    monkeypatch.setattr(PPOTrainerSync, "_compute_metrics", lambda self, *args: calls.append(("verl", args)))
+    monkeypatch.setattr(rollout, "trapo_rollout_metrics", lambda batch: {"rollout/trapo/guided_share/any": 0.5})
+    trainer = TrapoTrainer.__new__(TrapoTrainer)
+    metrics = {"actor/pg_loss": 0.1}
+    trainer._compute_metrics("batch", metrics, {}, 3, 0)
+    assert calls == [("verl", ("batch", metrics, {}, 3, 0))]
+    assert metrics == {"actor/pg_loss": 0.1, "rollout/trapo/guided_share/any": 0.5}
+
+
+def test_task_runner_runs_verl_with_the_trapo_trainer(monkeypatch):
+    """TrapoTaskRunner is the shared RecipeTaskRunner: during ``run`` verl's ``sync`` lookup answers TrapoTrainer."""
+    import verl.trainer.ppo.v1 as v1
+
+    assert issubclass(TrapoTaskRunner, RecipeTaskRunner)
+    assert TrapoTaskRunner.run is RecipeTaskRunner.run  # verl's run body is not restated
+    seen = {}
+
+    def verl_run(self, config):
+        seen["sync"] = v1.get_trainer_cls("sync")
+        return "ran"
+
+    monkeypatch.setattr(TaskRunnerV1.__ray_metadata__.modified_class, "run", verl_run)
+    original = v1.get_trainer_cls
+    assert TrapoTaskRunner().run(config=None) == "ran"
+    assert seen["sync"] is TrapoTrainer and v1.get_trainer_cls is original
+
+
+def test_entry_point_validates_before_ray(monkeypatch):
+    import trustrl.recipes.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run_ppo", lambda config, task_runner_class: calls.append(task_runner_class))
+    # a bad TRAPO key fails before verl's run_ppo (the first Ray call) and before verl's own checks
+    monkeypatch.setattr(runner, "validate_config", lambda **kw: calls.append("validate_config"))
     with pytest.raises(ValueError, match=r"trapo\.alpha"):
         trapo_main.run_trapo(compose_trapo("trapo.alpha=0"))
     assert calls == []
-    trapo_main.run_trapo(compose_trapo())
-    assert len(calls) == 1 and hasattr(calls[0], "remote")  # a Ray actor class wrapping TrapoTaskRunner
+    assert trapo_main.run_trapo(compose_trapo("trapo.alpha=0.2")).alpha == 0.2
+    assert calls[0] == "validate_config"
+    (actor_cls,) = calls[1:]
+    # verl's run_ppo gets a Ray actor class wrapping TrapoTaskRunner
+    assert hasattr(actor_cls, "remote") and actor_cls.__ray_metadata__.modified_class is TrapoTaskRunner
 
 
 def test_module_entry_point_composes_its_config():
