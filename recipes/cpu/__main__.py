@@ -20,7 +20,7 @@ RECIPE_ENTRY = {"quatro": "trustrl.recipes.quatro.main", "trapo": "trustrl.recip
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trustrl.recipes.cpu", description=__doc__.splitlines()[0])
-    parser.add_argument("--algo", choices=ALGOS, default="grpo")
+    parser.add_argument("--algo", choices=ALGOS, default="quatro", help="default quatro (grpo: the verl baseline)")
     parser.add_argument("--steps", type=int, default=30, help="training steps (default 30, about 2-3 minutes)")
     parser.add_argument("--prompts", type=int, default=8, help="prompts per step")
     parser.add_argument("--n", type=int, default=8, help="rollouts per prompt")
