@@ -14,14 +14,14 @@ Design (MATH_EVAL.md §3.3 A and §3.5):
   task's start is the arrival of its predecessor's result. At ``timeout_s`` the worker is SIGKILLed and replaced.
   Inside the worker an ``ITIMER_PROF`` alarm at ``0.8 * timeout_s`` of CPU interrupts Python-level slowness first,
   which saves the kill and the fork (math-verify's own signal timeouts are off: see ``_verify``).
-* Stuck inputs never take workers or CPU from the rest of the batch. A task still running after ``_SLOW_WALL_S``
-  hands its worker's queued tasks to others and a fresh worker is forked in its place (*quarantine*). A task that
-  has used ``_HOG_CPU_S`` of CPU (read from ``/proc``; a warm worker needs under 0.11 s for any benchmark answer, 5 ms
-  on average) is a *hog*: quarantined and *parked* (SIGSTOP) while any other task waits, resumed (SIGCONT) when the
-  queue is empty. Parked time does not count against its timeout, so a legitimately slow answer still finishes;
-  all stuck inputs of a batch end about one timeout after the queue drains, side by side. Answers flagged by
-  ``_answer.is_risky`` (power towers, huge factorials) start as hogs on a worker of their own, with no detection
-  cost. A parked task is killed anyway ``max(10 timeouts, 120 s)`` after it started.
+* Stuck inputs never take workers or CPU from the rest of the batch. A task still running after ``_SLOW_WALL_S`` hands
+  its worker's queued tasks to others and a fresh worker is forked in its place (*quarantine*). A task that has used
+  ``_HOG_CPU_S`` of CPU (read from ``/proc``; a warm worker needs 5 ms on average and up to about 0.2 s for a wrong
+  tuple or interval answer) is a *hog*: quarantined and *parked* (SIGSTOP) while any other task waits, resumed
+  (SIGCONT) when the queue is empty. Parked time does not count against its timeout, so a legitimately slow answer
+  still finishes; all stuck inputs of a batch end about one timeout after the queue drains, side by side. Answers
+  flagged by ``_answer.is_risky`` (power towers, huge factorials) start as hogs on a worker of their own, with no
+  detection cost. A parked task is killed anyway ``max(10 timeouts, 120 s)`` after it started.
 * A quarantined worker whose task ends rejoins the pool as a spare (up to twice the target size) or is killed.
 * No orphans: the zygote and every worker set ``PR_SET_PDEATHSIG=SIGKILL`` (Linux) against the thread that created
   them (the dispatcher thread, then the zygote), exit on EOF of their socket, and ``atexit`` closes the pool.
@@ -49,7 +49,9 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 _DEPTH = 2  # tasks in flight per worker: one running, one queued, so a worker never idles on a round trip
-_HOG_CPU_S = 0.1  # CPU seconds after which a task is a hog (capped at timeout_s / 4); see the module docstring
+# CPU seconds after which a task is a hog (capped at timeout_s / 4); see the module docstring. Well above any
+# legitimate answer: at 0.1 s, tuples and intervals became hogs, and 4,096 typical responses ran 4x slower.
+_HOG_CPU_S = 1.0
 _SLOW_WALL_S = 1.0  # wall seconds after which a task's queued successors go to other workers (capped at timeout_s / 4)
 _POLL_S = 0.02  # how often a running task's CPU time is read from /proc (its resolution is 10 ms)
 _WALL_CAP = (10.0, 120.0)  # a parked task dies max(10 timeouts, 120 s) after it started, however little it ran

@@ -28,7 +28,9 @@ ENTRY = {"grpo": "verl.trainer.main_ppo", "quatro": "verl.trainer.main_ppo", "tr
 ALGO_OVERRIDES = {
     "grpo": ["algorithm.adv_estimator=grpo", "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"],
     "quatro": ["algorithm.adv_estimator=quatro", "actor_rollout_ref.actor.policy_loss.loss_mode=quatro"],
-    "trapo": [],
+    # the paper's guided rollout (TrapoAgentLoopManager, selected by the recipe yaml); the task rows carry
+    # extra_info.expert_solutions and n must be 8 (micro-groups 4, 2, 1, 1)
+    "trapo": ["trapo.micro_group.enable=True"],
 }
 _CHECKSUM = re.compile(r"\[hf_cpu\] weights v(\d+) global_steps=(\S+) checksum=([-\d.eE+]+)")
 

@@ -1,5 +1,5 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
-"""The lab: ``python -m trustrl.recipes.lab [--out DIR] [--only exp1,exp2,exp3] [--quick] [size flags]``.
+"""The lab: ``python -m trustrl.recipes.lab [--out DIR] [--only exp1,exp2,exp3] [--quick] [--no-figures] [sizes]``.
 
 Three CPU experiments that show, with exact quantities and figures, the mechanisms the QUATRO and TRAPO papers
 claim, calling the shipped functions through verl's registries:
@@ -33,6 +33,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("lab_out"), help="output folder (default ./lab_out)")
     parser.add_argument("--only", default=",".join(EXPERIMENTS), help="comma-separated subset of exp1,exp2,exp3")
     parser.add_argument("--quick", action="store_true", help="reduced sizes (seconds); the size flags still apply")
+    parser.add_argument(
+        "--no-figures", action="store_true", help="skip the PNG figures (numbers and report only; same numbers)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; results depend on it)")
     parser.add_argument(
         "--jobs",
@@ -112,17 +115,17 @@ def _run_experiments(args, log, pool) -> list:
     if "exp1" in args.only:
         from trustrl.recipes.lab import update_magnitude
 
-        sections.append(update_magnitude.run(args.out, log=log))
+        sections.append(update_magnitude.run(args.out, log=log, draw=not args.no_figures))
         log(f"exp1 done ({sections[-1].wall_s:.1f}s)")
     if "exp2" in args.only:
         from trustrl.recipes.lab import staleness
 
-        sections.append(staleness.run(args.out, _staleness_config(args), log=log, pool=pool))
+        sections.append(staleness.run(args.out, _staleness_config(args), log=log, pool=pool, draw=not args.no_figures))
         log(f"exp2 done ({sections[-1].wall_s:.1f}s)")
     if "exp3" in args.only:
         from trustrl.recipes.lab import trsft
 
-        sections.append(trsft.run(args.out, _trsft_config(args), log=log, pool=pool))
+        sections.append(trsft.run(args.out, _trsft_config(args), log=log, pool=pool, draw=not args.no_figures))
         log(f"exp3 done ({sections[-1].wall_s:.1f}s)")
     return sections
 

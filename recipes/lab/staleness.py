@@ -595,6 +595,49 @@ def _population_table(pop: PopulationResult) -> str:
     return md_table(["p under π_old", "method", "target p'", "final p", "final KL(π‖π_old)"], rows)
 
 
+def _mean_summary(runs: list[RunResult], key: str, k: int, lr: float, delta: float) -> dict[str, float]:
+    """Seed-mean summary of the runs of one method at (K, lr); QUATRO's at radius ``delta``."""
+    sel = [r for r in runs if (r.method, r.k, r.lr) == (key, k, lr) and (key != "quatro" or r.delta == delta)]
+    summaries = [r.summary() for r in sel]
+    return {name: float(np.mean([s[name] for s in summaries])) for name in summaries[0]}
+
+
+def _observations(runs: list[RunResult], cfg: StalenessConfig) -> str:
+    """What the grid shows, read off the numbers (no claim is written in advance)."""
+    k_max = max(cfg.ks)
+    names = {key: METHODS[key].name for key in cfg.methods}
+    lines = []
+    for lr in cfg.lrs:
+        at = {(key, k): _mean_summary(runs, key, k, lr, cfg.delta) for key in cfg.methods for k in cfg.ks}
+        growth = "; ".join(
+            f"{names[key]} " + " → ".join(_fmt(at[key, k]["kl_active_p90"]) for k in cfg.ks) for key in cfg.methods
+        )
+        ks = ", ".join(map(str, cfg.ks))
+        lines.append(f"- lr {lr:g}, KL p90 on active prompts at K = {ks}: {growth} (δ = {cfg.delta:g}).")
+        final = "; ".join(
+            f"{names[key]} reward {at[key, k_max]['reward_final']:.3f}, entropy {at[key, k_max]['entropy_final']:.2f}, "
+            f"KL max {_fmt(at[key, k_max]['kl_max'])}, collapsed {at[key, k_max]['collapsed']:.0%} of seeds"
+            for key in cfg.methods
+        )
+        lines.append(f"- lr {lr:g}, K = {k_max}: {final}.")
+        grpo = [r for r in runs if (r.method, r.k, r.lr) == ("grpo", 1, lr)]
+        gspo = [r for r in runs if (r.method, r.k, r.lr) == ("gspo", 1, lr)]
+        if grpo and len(grpo) == len(gspo):
+            gap = max(float(np.abs(a.kl - b.kl).max()) for a, b in zip(grpo, gspo))
+            lines.append(
+                f"- lr {lr:g}, K = 1: max |KL difference| between the GRPO and GSPO runs {gap:.1e} (with one step per "
+                "batch the ratio is 1 and no clip binds, so the two losses give the same gradient)."
+            )
+    radii = sorted({r.delta for r in runs if r.method == "quatro" and r.k == k_max})
+    if len(radii) > 1:
+        for lr in cfg.lrs:
+            medians = ", ".join(
+                f"δ={d:g}: {_fmt(_mean_summary(runs, 'quatro', k_max, lr, d)['kl_active_median'])}" for d in radii
+            )
+            lines.append(f"- QUATRO, K = {k_max}, lr {lr:g}, KL median on active prompts: {medians}.")
+    return "\n".join(lines)
+
+
 def run_grid(cfg: StalenessConfig, log: Log = silent, pool: Executor | None = None) -> list[RunResult]:
     """The main grid (methods × K × lr × seeds at δ) plus QUATRO's δ sweep at the largest K.
 
@@ -618,8 +661,14 @@ def run_grid(cfg: StalenessConfig, log: Log = silent, pool: Executor | None = No
     return parallel_map(partial(train, cfg), jobs, pool, progress)
 
 
-def run(out_dir: Path, cfg: StalenessConfig | None = None, log: Log = silent, pool: Executor | None = None) -> Section:
-    """Run the population check and the grid, write the three figures and return the report section."""
+def run(
+    out_dir: Path,
+    cfg: StalenessConfig | None = None,
+    log: Log = silent,
+    pool: Executor | None = None,
+    draw: bool = True,
+) -> Section:
+    """Run the population check and the grid, write three figures (unless ``draw`` is off) and return the section."""
     cfg = cfg or StalenessConfig()
     start = time.perf_counter()
     # the population check runs on the pool beside the grid (it is one serial job)
@@ -629,11 +678,13 @@ def run(out_dir: Path, cfg: StalenessConfig | None = None, log: Log = silent, po
     pop = pop or pending.result()
     worst = max(float(np.max(np.abs(curve[-1] - d))) for d, curve in pop.quatro_kl.items())
     log(f"exp2 population check: max |KL − δ| after {cfg.population_steps} steps = {worst:.1e}")
-    figures = [
-        _figure_curves(runs, cfg, out_dir / "fig2_reward_entropy.png"),
-        _figure_kl(runs, cfg, out_dir / "fig2_kl_distribution.png"),
-        _figure_population(pop, out_dir / "fig2_population_kl.png"),
-    ]
+    figures = []
+    if draw:
+        figures = [
+            _figure_curves(runs, cfg, out_dir / "fig2_reward_entropy.png"),
+            _figure_kl(runs, cfg, out_dir / "fig2_kl_distribution.png"),
+            _figure_population(pop, out_dir / "fig2_population_kl.png"),
+        ]
     numbers: dict[str, float] = {"population_max_abs_kl_minus_delta": worst}
     for lr in cfg.lrs:
         for key in cfg.methods:
@@ -659,6 +710,8 @@ def run(out_dir: Path, cfg: StalenessConfig | None = None, log: Log = silent, po
             "**Grid** (mean over seeds; KL statistics pooled over all prompt-iterations; "
             "'collapsed': final reward more than 0.05 below the run's best):",
             _grid_table(runs, cfg),
+            "**What the grid shows** (read off the table; 'active': the sampled group had 0 < c < G):",
+            _observations(runs, cfg),
         ]
     )
     return Section("2. Staleness and learning-rate stress", body, figures, numbers, time.perf_counter() - start)

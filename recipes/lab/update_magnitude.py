@@ -134,12 +134,12 @@ def _tables(curves: list[MagnitudeCurve], cfg: UpdateMagnitudeConfig) -> str:
     return "\n\n".join(parts)
 
 
-def run(out_dir: Path, cfg: UpdateMagnitudeConfig | None = None, log: Log = silent) -> Section:
-    """Solve every (G, δ, c), write ``fig1_update_magnitude.png`` and return the report section."""
+def run(out_dir: Path, cfg: UpdateMagnitudeConfig | None = None, log: Log = silent, draw: bool = True) -> Section:
+    """Solve every (G, δ, c), write ``fig1_update_magnitude.png`` (unless ``draw`` is off) and return the section."""
     cfg = cfg or UpdateMagnitudeConfig()
     start = time.perf_counter()
     curves = [solve_curve(g, d, cfg.kappa) for g in cfg.group_sizes for d in cfg.deltas]
-    figure = _figure(curves, cfg, out_dir / "fig1_update_magnitude.png")
+    figures = [_figure(curves, cfg, out_dir / "fig1_update_magnitude.png")] if draw else []
     residual = max(float(np.max(np.abs(c.kl_of_targets - c.delta_q))) for c in curves)
     slack = [(c.group_size, c.delta, int(k)) for c in curves for k in c.c[c.slack]]
     quad_gap = max(float(np.max(np.abs(c.lam / c.lam_quadratic - 1))) for c in curves)
@@ -158,4 +158,4 @@ def run(out_dir: Path, cfg: UpdateMagnitudeConfig | None = None, log: Log = sile
     for curve in curves:
         half = curve.group_size // 2 - 1
         numbers[f"lambda_G{curve.group_size}_delta{curve.delta:g}_c{curve.group_size // 2}"] = float(curve.lam[half])
-    return Section("1. QUATRO update magnitude", body, [figure], numbers, time.perf_counter() - start)
+    return Section("1. QUATRO update magnitude", body, figures, numbers, time.perf_counter() - start)

@@ -32,6 +32,7 @@ __all__ = [
     "MICRO_GROUP_PRESETS",
     "SFT_COPY_POLICIES",
     "TRACE_CHOICES",
+    "TRAPO_MANAGER",
     "MicroGroupConfig",
     "MicroGroupSchedule",
     "TrapoConfig",
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 TRACE_CHOICES = ("fixed", "random")
+# the rollout manager of the recipe yaml (actor_rollout_ref.rollout.agent.agent_loop_manager_class)
+TRAPO_MANAGER = "trustrl.recipes.trapo.rollout.TrapoAgentLoopManager"
 SFT_COPY_POLICIES = ("one_per_prefix", "all", "none")
 
 
@@ -266,8 +269,34 @@ def _validate_guided_rollout(config: DictConfig, trapo: TrapoConfig) -> None:
             f"trapo.micro_group.sizes={list(sizes)} sum to {sum(sizes)} but actor_rollout_ref.rollout.n={n}; "
             "make them agree (every group keeps exactly rollout.n rows)"
         )
+    _check_manager(_select(config, "actor_rollout_ref.rollout.agent.agent_loop_manager_class"))
     if _select(config, "algorithm.rollout_correction.bypass_mode", False):
         raise ValueError(
             "algorithm.rollout_correction.bypass_mode=True would use the placeholder rollout log-probs of expert "
             "prefix tokens as old log-probs; set it to False for guided TRAPO runs"
+        )
+
+
+def _check_manager(fqn: str | None) -> None:
+    """A guided run needs TRAPO's agent-loop manager (or a subclass): verl's would sample every row unguided."""
+    fix = f"set actor_rollout_ref.rollout.agent.agent_loop_manager_class={TRAPO_MANAGER} (the recipe yaml's default)"
+    if not fqn:
+        raise ValueError(f"trapo.micro_group.enable=True but verl's own agent-loop manager is selected; {fix}")
+    if fqn == TRAPO_MANAGER:
+        return
+    import importlib
+
+    from trustrl.recipes.trapo.rollout import TrapoAgentLoopManager
+
+    module, _, name = fqn.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ValueError(
+            f"actor_rollout_ref.rollout.agent.agent_loop_manager_class={fqn!r} cannot be loaded ({e})"
+        ) from e
+    if not (isinstance(cls, type) and issubclass(cls, TrapoAgentLoopManager)):
+        raise ValueError(
+            f"trapo.micro_group.enable=True needs TRAPO's rollout, but agent_loop_manager_class={fqn!r} is not a "
+            f"subclass of TrapoAgentLoopManager; {fix}"
         )

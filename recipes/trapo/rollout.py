@@ -1,10 +1,16 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 """TRAPO adaptive prefix selection as a verl 0.9.1 V1 (TransferQueue) agent-loop worker.
 
-Select it with::
+The recipe config (``config/trapo_trainer.yaml``) selects it as
+``actor_rollout_ref.rollout.agent.agent_loop_manager_class=trustrl.recipes.trapo.rollout.TrapoAgentLoopManager``;
+a run turns the guidance on with ``trapo.micro_group.enable=True`` (default ``False``: verl's defaults, e.g.
+``rollout.n=1``, do not meet its requirements, so the switch is explicit; the CPU demo sets it). Other configs that
+compose verl's ``ppo_trainer`` add the key with ``+actor_rollout_ref.rollout.agent.agent_loop_manager_class=...``.
 
-    +actor_rollout_ref.rollout.agent.agent_loop_manager_class=trustrl.recipes.trapo.rollout.TrapoAgentLoopManager
-    trapo.micro_group.enable=True
+Data: the expert traces of a prompt are ``extra_info.expert_solutions: list[str]`` (``trapo.micro_group.
+expert_field``), the think content of each expert solution; a prompt without one runs unguided and is counted in
+``rollout/trapo/no_trace_share``. The reward must be computed during rollout (a rule-based reward, or a reward model
+on its own resource pool) and lie in ``trapo.micro_group.reward_bounds``.
 
 Per training prompt the ``rollout.n`` trajectories are sampled as micro-groups g_1..g_N (``trapo.micro_group``;
 arXiv:2512.17636 Sec. 3.2, TRAPO.md sections 4-5). g_i (i > 1) is guided by an expert prefix of ratio L_i iff the mean
@@ -19,7 +25,8 @@ Pieces (verl hook points: TRAPO_ROLLOUT_NOTES.md section 2):
 * :class:`MicroGroupScheduler`: the decisions of one prompt, in order, from the rewards of its earlier trajectories.
 * :class:`TrapoAgentLoopWorker`: ``_run_prompt`` runs the scheduler per prompt (prompts progress concurrently on the
   worker's event loop); all n rows are written to TransferQueue when the group is complete, with one uid and
-  sessions ``0..n-1``; validation and ``enable=False`` run verl's plain n-sample path through ``trapo_agent``.
+  sessions ``0..n-1``; validation and ``enable=False`` run verl's plain n-sample path through ``trapo_agent``
+  (rows with all-zero masks; prompts of another agent loop keep theirs and carry no masks).
 * :class:`TrapoAgentLoopManager`: verl's TQ manager with this worker, validating the settings at start-up.
 * :func:`trapo_rollout_metrics` / :class:`TrapoRolloutMetricsMixin`: the ``rollout/trapo/*`` metrics for the trainer.
 
@@ -38,12 +45,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
@@ -51,8 +57,8 @@ import numpy as np
 import ray
 import torch
 import transfer_queue as tq
-from omegaconf import DictConfig, OmegaConf
-from trustrl.recipes.trapo.config import MicroGroupConfig, MicroGroupSchedule, trapo_config_from
+from omegaconf import DictConfig
+from trustrl.recipes.trapo.config import MicroGroupSchedule, trapo_config_from
 from trustrl.recipes.trapo.prefix import (
     decide_micro_group,
     expert_trace_ids,
@@ -66,7 +72,6 @@ from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorke
 from verl.utils.profiler import simple_timer
 
 __all__ = [
-    "ROLLOUT_KEYS",
     "TRAPO_AGENT",
     "MicroGroupResult",
     "MicroGroupScheduler",
@@ -88,30 +93,10 @@ logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
 TRAPO_AGENT = "trapo_agent"
 # agent names a TRAPO prompt may carry: verl's default, which the worker replaces, and ours
 _REPLACEABLE_AGENTS = (None, "single_turn_agent", TRAPO_AGENT)
-# trapo.micro_group keys read here with these defaults; TrapoConfig (config.py) does not define them yet
-ROLLOUT_KEYS = {"prefetch_unguided": True, "reward_bounds": [0.0, 1.0]}
 METRIC_PREFIX = "rollout/trapo/"
 
 
 # ------------------------------------------------------------------ settings
-
-
-def _err(key: str, message: str) -> ValueError:
-    return ValueError(f"{key} {message}")
-
-
-def _reward_bounds(value: Any) -> tuple[float, float] | None:
-    key = "trapo.micro_group.reward_bounds"
-    if value is None:
-        return None
-    if isinstance(value, str | bytes) or not hasattr(value, "__len__") or len(value) != 2:
-        raise _err(key, f"must be [lo, hi] or null (decide only on complete rewards), got {value!r}")
-    lo, hi = value
-    if any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in (lo, hi)):
-        raise _err(key, f"must hold two finite numbers, got {list(value)!r}")
-    if not lo < hi:
-        raise _err(key, f"must satisfy lo < hi, got {list(value)!r}")
-    return float(lo), float(hi)
 
 
 @dataclass(frozen=True)
@@ -132,23 +117,9 @@ class TrapoRolloutSettings:
 
     @classmethod
     def from_config(cls, config: DictConfig | Mapping) -> TrapoRolloutSettings:
-        """Reads and validates the ``trapo`` section (``trapo_config_from``) plus :data:`ROLLOUT_KEYS`."""
-        section = config.get("trapo", None)
-        if isinstance(section, DictConfig):
-            section = OmegaConf.to_container(section, resolve=True)
-        # keys config.py does not define yet are taken out before its strict validation, read here with defaults
-        defined = {f.name for f in fields(MicroGroupConfig)}
-        ours = {key: default for key, default in ROLLOUT_KEYS.items() if key not in defined}
-        if isinstance(section, Mapping) and isinstance(section.get("micro_group"), Mapping):
-            micro_group = dict(section["micro_group"])
-            ours.update({key: micro_group.pop(key) for key in list(ours) if key in micro_group})
-            section = {**section, "micro_group": micro_group}
-        mg = trapo_config_from({"trapo": section}).micro_group
-        values = {key: getattr(mg, key) if key in defined else ours[key] for key in ROLLOUT_KEYS}
-        if not isinstance(values["prefetch_unguided"], bool):
-            raise _err(
-                "trapo.micro_group.prefetch_unguided", f"must be true or false, got {values['prefetch_unguided']!r}"
-            )
+        """Reads ``trapo.micro_group``, validated by ``trapo_config_from`` (``ValueError`` naming the key)."""
+        mg = trapo_config_from(config).micro_group
+        bounds = mg.reward_bounds
         rollout = config["actor_rollout_ref"]["rollout"]
         return cls(
             enable=mg.enable,
@@ -158,8 +129,8 @@ class TrapoRolloutSettings:
             paragraph_window=float(mg.paragraph_window),
             sft_copies=mg.sft_copies,
             expert_field=mg.expert_field,
-            prefetch_unguided=values["prefetch_unguided"],
-            reward_bounds=_reward_bounds(values["reward_bounds"]),
+            prefetch_unguided=mg.prefetch_unguided,
+            reward_bounds=None if bounds is None else (float(bounds[0]), float(bounds[1])),
             n=int(rollout["n"]),
             response_length=int(rollout["response_length"]),
         )
@@ -169,7 +140,7 @@ def check_trapo_rollout_config(config: DictConfig, reward_loop_worker_handles=No
     """Start-up validation of a run that uses :class:`TrapoAgentLoopManager`; ``ValueError`` names key and fix."""
     settings = TrapoRolloutSettings.from_config(config)
     if not settings.enable:
-        logger.warning("TrapoAgentLoopManager with trapo.micro_group.enable=False: every trajectory runs unguided")
+        logger.info("TrapoAgentLoopManager with trapo.micro_group.enable=False: every trajectory runs unguided")
         return settings
     sizes = settings.schedule.sizes
     if sum(sizes) != settings.n:
@@ -313,8 +284,12 @@ class TrapoAgentLoop(AgentLoopBase):
         # a copy per call: verl passes one dict to every session of a prompt (TRAPO_ROLLOUT_NOTES pitfall 1)
         params = dict(sampling_params)
         if prefix:
+            budget = self.response_length - len(prefix)
+            if budget <= 0:
+                # the prefix fills the response: the server would still sample one token (max_tokens >= 1)
+                return [], [], {}, metrics
             # the server default would be ~response_length and overflow prefix + continuation (pitfall 3)
-            params["max_tokens"] = self.response_length - len(prefix)
+            params["max_tokens"] = budget
         with simple_timer("generate_sequences", metrics):
             out = await self.server_manager.generate(
                 request_id=uuid4().hex, prompt_ids=prompt_ids + prefix, sampling_params=params, priority=priority
@@ -510,13 +485,18 @@ class TrapoAgentLoopWorker(AgentLoopWorkerTQ.__ray_metadata__.modified_class):
     async def _run_prompt(self, prompt: dict, sampling_params: dict, trajectory: dict, trace: bool = False) -> None:
         validate = trajectory["validate"]
         partition_id = "val" if validate else "train"
+        plain = validate or not self.trapo.enable
+        if plain and prompt.get("agent_name") not in _REPLACEABLE_AGENTS:
+            # another agent loop (e.g. tool_agent) without guidance: verl's path untouched, rows without masks
+            # (the TRAPO loss trains such a batch as unguided)
+            return await super()._run_prompt(prompt, sampling_params, trajectory, trace)
         try:
             prompt, traces = self._route(prompt)
         except Exception:
             logger.exception("TRAPO prompt rejected")
             await tq.async_kv_put(key=prompt["uid"], partition_id=partition_id, tag={"status": "failure"})
             return
-        if validate or not self.trapo.enable:
+        if plain:
             # verl's n-sample path through trapo_agent: plain sampling, masks all zeros
             return await super()._run_prompt(prompt, sampling_params, trajectory, trace)
         uid = prompt["uid"]
@@ -688,7 +668,9 @@ def compute_trapo_rollout_metrics(
         ``prefix_len/mean`` (and ``/g{i}``) mean expert prefix tokens of rows with a prefix;
         ``unguided/reward_mean``, ``unguided/response_length_mean`` over rows without a prefix (the paper reports
         these separately), ``guided/reward_mean`` over rows with one; ``rounds/mean``, ``rounds/max`` generation
-        rounds per prompt; ``prefetch_discarded/mean`` dropped prefetched samples per prompt.
+        rounds per prompt; ``prefetch_discarded/mean`` dropped prefetched samples per prompt;
+        ``rows_per_prompt/min`` and ``/max`` rows of each prompt in the batch (both ``rollout.n`` when every group
+        kept its n rows); ``sft_rows/mean`` rows per prompt that carry TrSFT tokens.
     """
     rows = [(u, i, float(r), int(n)) for u, i, r, n in zip(uids, infos, rewards, lengths, strict=True) if i]
     if not rows:
@@ -718,6 +700,9 @@ def compute_trapo_rollout_metrics(
     rounds = [v[0]["prompt_rounds"] for v in by_prompt.values()]
     out["rounds/mean"], out["rounds/max"] = float(np.mean(rounds)), float(max(rounds))
     out["prefetch_discarded/mean"] = float(np.mean([v[0]["prompt_discarded"] for v in by_prompt.values()]))
+    counts = [len(v) for v in by_prompt.values()]
+    out["rows_per_prompt/min"], out["rows_per_prompt/max"] = float(min(counts)), float(max(counts))
+    out["sft_rows/mean"] = float(np.mean([sum(i["sft_len"] > 0 for i in v) for v in by_prompt.values()]))
     return {METRIC_PREFIX + k: v for k, v in out.items()}
 
 

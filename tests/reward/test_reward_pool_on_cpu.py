@@ -57,7 +57,7 @@ def no_soft_timeout(monkeypatch):
     ],
 )
 def test_stuck_input_is_killed_and_the_batch_goes_on(no_soft_timeout, stuck, path):
-    timeout_s = 3.0
+    timeout_s = 2.0
     warmup()
     pool = _pool.get_pool()
     killed_before, path_before = pool.stats["killed"], pool.stats[path]
@@ -74,8 +74,8 @@ def test_stuck_input_is_killed_and_the_batch_goes_on(no_soft_timeout, stuck, pat
 
 
 def test_many_stuck_inputs_do_not_serialize(no_soft_timeout):
-    # 6 stuck inputs at 3 s each would take 18 s one after another on 2 workers' slots; they run side by side
-    timeout_s = 3.0
+    # 6 stuck inputs at 2 s each would take 12 s one after another on 2 workers' slots; they run side by side
+    timeout_s = 2.0
     warmup()
     stuck = [HANG.replace("- 4", f"- {j}") for j in range(4, 7)] + [TOWER.replace("- 4", f"- {j}") for j in (5, 6, 7)]
     solutions = [s for s, _ in NORMAL] + stuck

@@ -5,7 +5,8 @@
 * at the population level (tabular policy, the whole response space as the group) QUATRO's per-prompt
   KL(π‖π_old) converges to δ and its success probability to the trust-region target p' (experiment 2);
 * TrSFT converges to Proposition 1's closed form, and SFT keeps mass where TrSFT puts none (experiment 3);
-* the CLI writes its report, numbers and figures for a ``--quick`` run.
+* the CLI writes its report, numbers and figures for a ``--quick`` run, and a rerun reproduces every number;
+* with one step per rollout batch GRPO and GSPO coincide, and the pooled grid equals the serial one.
 """
 
 import json
@@ -20,10 +21,15 @@ from trustrl.recipes.lab.__main__ import main
 from trustrl.recipes.lab._common import set_determinism, worker_pool
 
 
-@pytest.fixture
-def restore_torch_state():
-    """The lab sets torch's thread count and deterministic mode globally; put them back for other tests."""
+@pytest.fixture(autouse=True)
+def lab_torch_state():
+    """Run every test as the lab runs (one thread, deterministic kernels), then restore torch for other tests.
+
+    NOTE: one thread is also the fast choice: on busy shared cores, two OpenMP threads on these tiny tensors
+    spin against each other and the tests run several times slower.
+    """
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    set_determinism(1)
     yield
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic)
@@ -172,8 +178,16 @@ def test_trsft_converges_to_proposition1_and_sft_keeps_pruned_mass():
 # ---------------------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_quick_writes_report_numbers_and_figures(tmp_path, restore_torch_state, capsys):
-    assert main(["--quick", "--jobs", "1", "--out", str(tmp_path)]) == 0
+def _timeless(report: str) -> list[str]:
+    """The report's lines without wall times, the command line and figure links (all that may differ by run)."""
+    skip = ("Command:", "Total wall time", "Wall time", "![")
+    return [line for line in report.splitlines() if not line.startswith(skip)]
+
+
+def test_cli_quick_writes_report_numbers_and_figures_and_reproduces(tmp_path, capsys):
+    # --quick, made smaller still: the test checks the plumbing, the other tests check the math
+    sizes = ["--quick", "--jobs", "1", "--prompts", "6", "--iterations", "4", "--trsft-steps", "150"]
+    assert main([*sizes, "--out", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     for title in ("1. QUATRO update magnitude", "2. Staleness and learning-rate stress", "3. TrSFT vs SFT"):
         assert title in report
@@ -194,6 +208,15 @@ def test_cli_quick_writes_report_numbers_and_figures(tmp_path, restore_torch_sta
     assert numbers["2. Staleness and learning-rate stress"]["population_max_abs_kl_minus_delta"] < 1e-4
     assert numbers["wall_s"]["total"] > 0
     assert "exp2 [" in capsys.readouterr().out  # progress lines
+    # a second run (without figures, which take most of the time) reproduces every number and table
+    again = tmp_path / "again"
+    assert main([*sizes, "--no-figures", "--out", str(again)]) == 0
+    numbers_again = json.loads((again / "numbers.json").read_text(encoding="utf-8"))
+    assert not list(again.glob("*.png"))
+    assert {k: v for k, v in numbers_again.items() if k != "wall_s"} == {
+        k: v for k, v in numbers.items() if k != "wall_s"
+    }
+    assert _timeless((again / "report.md").read_text(encoding="utf-8")) == _timeless(report)
 
 
 def test_cli_rejects_unknown_experiment():
@@ -201,8 +224,8 @@ def test_cli_rejects_unknown_experiment():
         main(["--only", "exp4"])
 
 
-def test_grid_results_do_not_depend_on_worker_processes(restore_torch_state):
-    set_determinism(1)
+@pytest.mark.slow  # spawns two fresh interpreters that import torch and verl (~10 s)
+def test_grid_results_do_not_depend_on_worker_processes():
     cfg = replace(staleness.quick_config(), num_prompts=6, iterations=2, ks=(1, 3), methods=("gspo", "quatro"))
     serial = staleness.run_grid(cfg)
     pool = worker_pool(2)

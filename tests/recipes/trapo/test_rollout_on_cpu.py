@@ -9,14 +9,19 @@ TransferQueue, then checks the rows the trainer would read.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from types import SimpleNamespace
 
 import pytest
 import torch
 from trustrl.recipes.trapo import rollout as trapo_rollout
+from trustrl.recipes.trapo.config import TRAPO_MANAGER, validate_trapo_run_config
 from trustrl.recipes.trapo.prefix import expert_trace_ids, paragraph_breaks, prefix_cut
 from trustrl.recipes.trapo.rollout import (
     TRAPO_AGENT,
+    TrajectoryPlan,
+    TrapoAgentLoop,
     TrapoAgentLoopManager,
     TrapoAgentLoopWorker,
     TrapoRolloutMetricsMixin,
@@ -25,6 +30,8 @@ from trustrl.recipes.trapo.rollout import (
     trapo_rollout_metrics,
 )
 from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
+from verl.utils.import_utils import load_class_from_fqn
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from tests.recipes.trapo.rollout_fakes import (
@@ -178,6 +185,70 @@ def test_schedule_of_mixed_reward_patterns(base_config, tok, fake_tq):
     # unguided rows: p0 4 (0), p1 6 (1,1,0,0,0,0), p2 7 (1,1,1,0,1,1,1), p3 8 (all 1) -> 16 / 25
     assert m["unguided/reward_mean"] == pytest.approx(16 / 25)
     assert m["rounds/max"] == 2.0 and m["rounds/mean"] == pytest.approx((2 + 2 + 1 + 1) / 4)
+    # every group kept its 8 rows; rows with TrSFT tokens: p0 3 (one 25% copy, 50%, full), p1 2, p2 1, p3 0
+    assert m["rows_per_prompt/min"] == m["rows_per_prompt/max"] == 8.0
+    assert m["sft_rows/mean"] == pytest.approx((3 + 2 + 1 + 0) / 4)
+
+
+def expected_guidance(preset: str, r: tuple[float, ...]) -> tuple[bool, bool, bool]:
+    """(g2, g3, g4) guided, written from the rule in integer sums of 0/1 rewards (TRAPO.md 4.1-4.2)."""
+    s4, s6, s7 = sum(r[:4]), sum(r[:6]), sum(r[:7])
+    if preset == "official_code":  # S(4) < 2, S(6) < 4, S(7) < 7
+        return s4 < 2, s6 < 4, s7 < 7
+    return s4 < 2, s6 <= 4, s7 <= 6  # paper: mean < 0.5, 0.7, 0.9
+
+
+ALL_PATTERNS = list(itertools.product((0.0, 1.0), repeat=7))
+# the patterns the paper preset decides differently (S(6) = 4: g3 guided iff 4/6 < 0.7; S(7) <= 6 is S(7) < 7);
+# the scheduler test (test_micro_groups_on_cpu) runs all 128 under both presets
+PAPER_ONLY = [p for p in ALL_PATTERNS if expected_guidance("paper", p) != expected_guidance("official_code", p)]
+
+
+@pytest.mark.parametrize("preset, patterns", [("official_code", ALL_PATTERNS), ("paper", PAPER_ONLY)])
+def test_reward_patterns_through_the_worker(base_config, tok, fake_tq, preset, patterns):
+    """0/1 patterns of the first seven rewards (official: all 128), prompts concurrently on one worker: the rows,
+    masks and budgets of each against the table. A trajectory costs verl's agent-loop instantiation (~10 ms), so the
+    paper preset runs the patterns where it differs from official_code (``test_micro_groups_on_cpu`` has all 2^7)."""
+    assert len(PAPER_ONLY) == 30  # S(6) = 4: C(6, 4) patterns × the 7th reward
+    uids = [f"u{i:03d}" for i in range(len(patterns))]
+    table = {(uid, s): r for uid, pattern in zip(uids, patterns) for s, r in enumerate(pattern)}
+    table.update({(uid, 7): 1.0 for uid in uids})
+    server = FakeServer(tok, answer_by_prompt)
+    config = with_overrides(base_config, f"trapo.micro_group.preset={preset}")
+    worker = bare_worker(config, tok, server, [FakeRewardHandle(tok, table=table)])
+    # same prompt length for every uid, so a call's prefix length is its prompt length minus the base
+    run_prompts(worker, [prompt_row(uid, f"q{uid}", TRACES, index=i) for i, uid in enumerate(uids)])
+    # official 25%: k = 4, break at 7 < 10.45 -> 8; paper 20%: k = 3, break at 7 < 9.5 -> 8; 50%: k = 9, no break
+    # in the window -> 9; full trace 1: 10 tokens + EOS
+    c2, c3, full = 8, 9, 11
+    ratios = worker.trapo.schedule.prefix_ratios
+    assert (cut_of(tok, TRACES[0], ratios[1]), cut_of(tok, TRACES[0], ratios[2])) == (c2, c3)
+    assert len(expert_trace_ids(tok, TRACES[1], RESPONSE_LENGTH)) == full
+    n_g2 = n_g3 = 0
+    for uid, pattern in zip(uids, patterns):
+        g2, g3, g4 = expected_guidance(preset, pattern)
+        n_g2, n_g3 = n_g2 + g2, n_g3 + g3
+        rows = fake_tq.group(uid)
+        assert fake_tq.status[uid] == ["running", "finished"], uid
+        assert sorted(k for k in fake_tq.rows["train"] if k.startswith(uid + "_")) == [f"{uid}_{s}_0" for s in range(8)]
+        expected = [(0, 0)] * 4
+        expected += [(c2, 0), (c2, c2)] if g2 else [(0, 0)] * 2  # one SFT copy of the shared prefix
+        expected += [(c3, c3) if g3 else (0, 0), (full, full) if g4 else (0, 0)]
+        assert summary(rows) == expected, (uid, pattern)
+        assert [r["extra_fields"]["trapo"]["guided"] for r in rows] == [0] * 4 + [g2] * 2 + [g3, g4], pattern
+        assert [float(r["rm_scores"].sum()) for r in rows] == [*pattern, 1.0]
+        for row in rows:
+            assert all(row[name].numel() == row["responses"].numel() <= RESPONSE_LENGTH for name in MASKS)
+    base = min(len(p) for p, _ in server.calls)  # g1 always samples unguided
+    prefixes = [(len(p) - base, sp.get("max_tokens")) for p, sp in server.calls]
+    assert {k for k, _ in prefixes} <= {0, c2, c3}  # the full trace never reaches the server
+    assert all(budget == RESPONSE_LENGTH - k for k, budget in prefixes if k)  # max_tokens = response - prefix
+    assert all(budget is None for k, budget in prefixes if not k)
+    assert sum(k == c2 for k, _ in prefixes) == 2 * n_g2 and sum(k == c3 for k, _ in prefixes) == n_g3
+    # official: S(4) < 2 in (1 + 4) / 16 of the 128, S(6) < 4 in (1 + 6 + 15 + 20) / 64 of them;
+    # paper's S(6) = 4 patterns: g3 always guided, g2 never (S(4) >= S(6) - 2 = 2)
+    expected_counts = {"official_code": (40, 84), "paper": (0, 30)}[preset]
+    assert (n_g2, n_g3) == expected_counts
 
 
 def test_strict_sequential_mode_waits_for_each_group(base_config, tok, fake_tq):
@@ -226,10 +297,54 @@ def test_validation_is_unguided_with_val_n_rows(base_config, tok, fake_tq):
 
 def test_disabled_micro_groups_sample_n_plain_rows_with_zero_masks(base_config, tok, fake_tq):
     config = with_overrides(base_config, "trapo.micro_group.enable=false")
-    worker = bare_worker(config, tok, FakeServer(tok, answer_by_prompt), [FakeRewardHandle(tok)])
+    server = FakeServer(tok, answer_by_prompt)
+    worker = bare_worker(config, tok, server, [FakeRewardHandle(tok)])
     run_prompts(worker, [prompt_row("off", "solve this", TRACES)])
     rows = fake_tq.group("off")
     assert len(rows) == 8 and summary(rows) == [(0, 0)] * 8 and "trapo" not in rows[0]["extra_fields"]
+    assert fake_tq.status["off"] == ["running", "finished"]
+    # verl's one round of n plain samples: no prefix, no budget, the traces never reach the server
+    assert len(server.calls) == 8 and all("max_tokens" not in sp for _, sp in server.calls)
+
+
+@pytest.mark.parametrize("validate, enable", [(False, "false"), (True, "true")])
+def test_other_agent_loops_keep_verls_path_when_unguided(base_config, tok, fake_tq, monkeypatch, validate, enable):
+    """Without guidance (enable=False, or validation) a prompt of another agent loop runs verl's stock path
+    unchanged; only guided training needs trapo_agent (and fails such a prompt, see the failures test)."""
+    seen = []
+
+    async def stock_run_prompt(self, prompt, sampling_params, trajectory, trace=False):
+        seen.append((prompt["agent_name"], "expert_solutions" in prompt["extra_info"], trajectory["validate"]))
+
+    monkeypatch.setattr(AgentLoopWorkerTQ.__ray_metadata__.modified_class, "_run_prompt", stock_run_prompt)
+    config = with_overrides(base_config, f"trapo.micro_group.enable={enable}")
+    worker = bare_worker(config, tok, FakeServer(tok, answer_by_prompt), [FakeRewardHandle(tok)])
+    run_prompts(worker, [prompt_row("tool", "solve", TRACES, agent_name="tool_agent")], validate=validate)
+    assert seen == [("tool_agent", True, validate)] and "tool" not in fake_tq.status
+    seen.clear()
+    # verl's default agent is replaced by trapo_agent (the masks' loop); the traces are dropped from the row
+    run_prompts(worker, [prompt_row("plain", "solve", TRACES)], validate=validate)
+    assert seen == [(TRAPO_AGENT, False, validate)]
+
+
+def test_prefix_filling_the_response_is_not_sent_to_the_server():
+    """A partial prefix as long as the response leaves no budget: vLLM would still sample one token (max_tokens is
+    clamped to >= 1, TRAPO_ROLLOUT_NOTES pitfall 3), so no request is made."""
+    calls = []
+
+    async def generate(**kwargs):
+        calls.append(kwargs)
+        return SimpleNamespace(token_ids=[5], log_probs=[-0.1], extra_fields={}, num_preempted=0)
+
+    loop = SimpleNamespace(response_length=4, server_manager=SimpleNamespace(generate=generate))
+
+    def cont(prefix):
+        plan = TrajectoryPlan(group=1, guided=True, prefix_ids=tuple(prefix))
+        return asyncio.run(TrapoAgentLoop._continue(loop, [1, 2], list(prefix), plan, {"logprobs": True}, 0))
+
+    assert cont([7, 7, 7, 7])[:3] == ([], [], {}) and not calls
+    assert cont([7, 7, 7])[0] == [5] and calls[-1]["sampling_params"]["max_tokens"] == 1
+    assert calls[-1]["prompt_ids"] == [1, 2, 7, 7, 7]
 
 
 @pytest.mark.parametrize(
@@ -349,6 +464,39 @@ def test_start_up_errors_name_the_key(base_config, overrides, message):
     # the manager raises before any worker exists
     with pytest.raises(ValueError, match=message):
         TrapoAgentLoopManager(config, llm_client=None, reward_loop_worker_handles=[object()])
+
+
+def test_recipe_config_selects_the_trapo_manager(base_config, monkeypatch):
+    """verl's TaskRunnerV1.init_agent_loop_manager reads actor_rollout_ref.rollout.agent.agent_loop_manager_class and
+    loads it with load_class_from_fqn: the recipe yaml sets it, so a run only flips trapo.micro_group.enable."""
+    fqn = base_config.actor_rollout_ref.rollout.agent.agent_loop_manager_class
+    assert fqn == TRAPO_MANAGER and load_class_from_fqn(fqn, "AgentLoopManager") is TrapoAgentLoopManager
+    assert validate_trapo_run_config(base_config).micro_group.enable is True
+    # verl's own manager (or any other class) with guidance on is caught before Ray starts
+    for value, match in [
+        ("null", "verl's own agent-loop manager"),
+        ("verl.trainer.ppo.v1.AgentLoopManagerTQ", "not a subclass"),
+    ]:
+        bad = with_overrides(base_config, f"actor_rollout_ref.rollout.agent.agent_loop_manager_class={value}")
+        with pytest.raises(ValueError, match=match):
+            validate_trapo_run_config(bad)
+    missing = with_overrides(base_config, "actor_rollout_ref.rollout.agent.agent_loop_manager_class=no.such.Manager")
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        validate_trapo_run_config(missing)
+
+    class Mine(TrapoAgentLoopManager):
+        pass
+
+    monkeypatch.setattr(trapo_rollout, "Mine", Mine, raising=False)  # a subclass somewhere importable passes
+    sub = with_overrides(
+        base_config, f"actor_rollout_ref.rollout.agent.agent_loop_manager_class={trapo_rollout.__name__}.Mine"
+    )
+    assert validate_trapo_run_config(sub).micro_group.enable is True
+    # unguided runs may use any manager
+    off = with_overrides(
+        base_config, "trapo.micro_group.enable=false", "actor_rollout_ref.rollout.agent.agent_loop_manager_class=null"
+    )
+    assert validate_trapo_run_config(off).micro_group.enable is False
 
 
 def test_reward_at_rollout_time_is_required(base_config):

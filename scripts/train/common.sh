@@ -1,0 +1,172 @@
+# shellcheck shell=bash disable=SC2154  # the lower-case constants are set by the sourcing script
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+#
+# Shared part of scripts/train/run_*.sh, sourced after a script has set its lower-case constants (the experiment).
+# It sets the UPPER-CASE environment knobs that have no experiment meaning (paths, cluster shape, performance) and
+# builds the override groups every experiment shares; `trustrl_launch` starts the entry point, or with DRY_RUN=1
+# composes and validates the config on CPU (python -m trustrl.recipes.dry_run) without Ray or a GPU.
+#
+# Constants a script must set before sourcing (set -u catches a missing one):
+#   project_name exp_name model_id train_set
+#   max_prompt_length max_response_length train_prompt_bsz train_prompt_mini_bsz n_resp_per_prompt
+#   lr total_training_steps temperature val_temperature
+# Optional constants: ppo_epochs (1), lr_warmup_steps (0), grad_clip (1.0), val_n (1)
+# Variant scripts (Megatron, ablations) re-run an experiment script with EXP_NAME, ENGINE or extra overrides set.
+
+TRUSTRL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# Launch
+PYTHON=${PYTHON:-python3}
+DRY_RUN=${DRY_RUN:-0}
+
+# Paths (data written by scripts/data/prepare.py: <DATA_DIR>/train/<set>.parquet, <DATA_DIR>/eval/<bench>.parquet)
+DATA_DIR=${DATA_DIR:-${TRUSTRL_ROOT}/data}
+MODEL_PATH=${MODEL_PATH:-${model_id}}
+TRAIN_FILE=${TRAIN_FILE:-${DATA_DIR}/train/${train_set}.parquet}
+# the six benchmarks of the evaluation issue, validated during training with one sample each
+VAL_BENCHMARKS=${VAL_BENCHMARKS:-aime24 aime25 amc83 math500 minerva olympiadbench}
+if [[ -z "${VAL_FILE:-}" ]]; then
+  VAL_FILE="["
+  for bench in ${VAL_BENCHMARKS}; do VAL_FILE+="${DATA_DIR}/eval/${bench}.parquet,"; done
+  VAL_FILE="${VAL_FILE%,}]"
+fi
+# run name (W&B run and checkpoint folder): the script's exp_name unless a variant script renames it
+EXP_NAME=${EXP_NAME:-${exp_name}}
+CKPTS_DIR=${CKPTS_DIR:-${TRUSTRL_ROOT}/ckpts/${project_name}/${EXP_NAME}}
+
+# Cluster shape (trainer.nnodes x trainer.n_gpus_per_node is the whole pool; SLURM/Ray scripts export these)
+NNODES=${NNODES:-1}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+
+# Performance (no effect on the objective); ENGINE=megatron: verl's Megatron engine with MEGATRON_TP x MEGATRON_PP
+ENGINE=${ENGINE:-fsdp}
+MEGATRON_TP=${MEGATRON_TP:-2}
+MEGATRON_PP=${MEGATRON_PP:-1}
+ROLLOUT_NAME=${ROLLOUT_NAME:-vllm}
+ROLLOUT_TP=${ROLLOUT_TP:-2}
+GPU_MEM_UTIL=${GPU_MEM_UTIL:-0.7}
+SP_SIZE=${SP_SIZE:-1}
+OFFLOAD=${OFFLOAD:-False}
+REWARD_WORKERS=${REWARD_WORKERS:-8}
+
+# Logging and checkpoints
+LOGGER=${LOGGER:-[console,wandb]}
+TEST_FREQ=${TEST_FREQ:-25}
+SAVE_FREQ=${SAVE_FREQ:-50}
+RESUME_MODE=${RESUME_MODE:-auto}
+
+# Optional constants
+ppo_epochs=${ppo_epochs:-1}
+lr_warmup_steps=${lr_warmup_steps:-0}
+grad_clip=${grad_clip:-1.0}
+val_n=${val_n:-1}
+
+# Token budgets of the dynamic batches: 2x (actor) and 4x (log-prob passes) one full sequence per GPU
+actor_max_tokens=$(( (max_prompt_length + max_response_length) * 2 ))
+infer_max_tokens=$(( (max_prompt_length + max_response_length) * 4 ))
+
+# Fills the global array COMMON with the overrides every experiment shares, from the constants above.
+trustrl_common_args() {
+  COMMON=(
+    # data: prompts as chat lists (data.prompt_key=prompt), verl parquet from scripts/data/prepare.py
+    "data.train_files=${TRAIN_FILE}"
+    "data.val_files=${VAL_FILE}"
+    "data.max_prompt_length=${max_prompt_length}"
+    "data.max_response_length=${max_response_length}"
+    "data.train_batch_size=${train_prompt_bsz}"
+    "data.filter_overlong_prompts=True"
+    "data.truncation=error"
+    # model
+    "actor_rollout_ref.model.path=${MODEL_PATH}"
+    "actor_rollout_ref.model.use_remove_padding=True"
+    "actor_rollout_ref.model.enable_gradient_checkpointing=True"
+    # actor: K = train_prompt_bsz / train_prompt_mini_bsz optimizer steps per rollout batch (x ppo_epochs)
+    "actor_rollout_ref.actor.optim.lr=${lr}"
+    "actor_rollout_ref.actor.optim.lr_warmup_steps=${lr_warmup_steps}"
+    "actor_rollout_ref.actor.optim.clip_grad=${grad_clip}"
+    "actor_rollout_ref.actor.ppo_mini_batch_size=${train_prompt_mini_bsz}"
+    "actor_rollout_ref.actor.ppo_epochs=${ppo_epochs}"
+    "actor_rollout_ref.actor.use_dynamic_bsz=True"
+    "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=${actor_max_tokens}"
+    # rollout
+    "actor_rollout_ref.rollout.name=${ROLLOUT_NAME}"
+    "actor_rollout_ref.rollout.n=${n_resp_per_prompt}"
+    "actor_rollout_ref.rollout.temperature=${temperature}"
+    "actor_rollout_ref.rollout.top_p=1.0"
+    "actor_rollout_ref.rollout.tensor_model_parallel_size=${ROLLOUT_TP}"
+    "actor_rollout_ref.rollout.gpu_memory_utilization=${GPU_MEM_UTIL}"
+    "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=True"
+    "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu=${infer_max_tokens}"
+    "actor_rollout_ref.rollout.val_kwargs.do_sample=True"
+    "actor_rollout_ref.rollout.val_kwargs.temperature=${val_temperature}"
+    "actor_rollout_ref.rollout.val_kwargs.top_p=1.0"
+    "actor_rollout_ref.rollout.val_kwargs.n=${val_n}"
+    # reference model: only built when a KL term is on; sized like the log-prob pass
+    "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=True"
+    "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu=${infer_max_tokens}"
+    # reward: strict math-verify on the last \boxed{} (trustrl.reward.math_reward)
+    "reward.custom_reward_function.path=pkg://trustrl.reward.math_reward"
+    "reward.custom_reward_function.name=compute_score"
+    "reward.num_workers=${REWARD_WORKERS}"
+    # trainer
+    "trainer.logger=${LOGGER}"
+    "trainer.project_name=${project_name}"
+    "trainer.experiment_name=${EXP_NAME}"
+    "trainer.nnodes=${NNODES}"
+    "trainer.n_gpus_per_node=${GPUS_PER_NODE}"
+    "trainer.total_training_steps=${total_training_steps}"
+    "trainer.val_before_train=True"
+    "trainer.test_freq=${TEST_FREQ}"
+    "trainer.save_freq=${SAVE_FREQ}"
+    "trainer.resume_mode=${RESUME_MODE}"
+    "trainer.default_local_dir=${CKPTS_DIR}"
+  )
+  case "${ENGINE}" in
+    fsdp)
+      COMMON+=(
+        "actor_rollout_ref.actor.strategy=fsdp2"
+        "actor_rollout_ref.ref.strategy=fsdp2"
+        "actor_rollout_ref.actor.ulysses_sequence_parallel_size=${SP_SIZE}"
+        "actor_rollout_ref.actor.fsdp_config.param_offload=${OFFLOAD}"
+        "actor_rollout_ref.actor.fsdp_config.optimizer_offload=${OFFLOAD}"
+        "actor_rollout_ref.ref.fsdp_config.param_offload=${OFFLOAD}"
+      )
+      ;;
+    megatron)
+      # verl's Megatron engine (model_engine=megatron; HF weights through mbridge)
+      COMMON+=(
+        "model_engine=megatron"
+        "actor_rollout_ref.actor.megatron.tensor_model_parallel_size=${MEGATRON_TP}"
+        "actor_rollout_ref.actor.megatron.pipeline_model_parallel_size=${MEGATRON_PP}"
+        "actor_rollout_ref.actor.megatron.param_offload=${OFFLOAD}"
+        "actor_rollout_ref.actor.megatron.optimizer_offload=${OFFLOAD}"
+        "actor_rollout_ref.ref.megatron.tensor_model_parallel_size=${MEGATRON_TP}"
+        "actor_rollout_ref.ref.megatron.pipeline_model_parallel_size=${MEGATRON_PP}"
+        "actor_rollout_ref.ref.megatron.param_offload=${OFFLOAD}"
+      )
+      ;;
+    *)
+      echo "ENGINE must be fsdp or megatron, got '${ENGINE}'" >&2
+      return 2
+      ;;
+  esac
+}
+
+# trustrl_launch <entry module> <overrides...>: train, or with DRY_RUN=1 compose + validate on CPU and print.
+# With TRUSTRL_DRY_RUN_RECORD=<dir> (set by `python -m trustrl.recipes.dry_run --scripts`) the dry run only records
+# the argv, NUL-separated, to <dir>/launch_<n>; that one process then validates every recorded launch.
+trustrl_launch() {
+  local entry=$1
+  shift
+  if [[ "${DRY_RUN}" == 1 ]]; then
+    if [[ -n "${TRUSTRL_DRY_RUN_RECORD:-}" ]]; then
+      local n
+      n=$(find "${TRUSTRL_DRY_RUN_RECORD}" -maxdepth 1 -name 'launch_*' | wc -l)
+      printf '%s\0' "${entry}" "$@" > "${TRUSTRL_DRY_RUN_RECORD}/launch_${n}"
+    else
+      "${PYTHON}" -m trustrl.recipes.dry_run --entry "${entry}" "$@"
+    fi
+  else
+    "${PYTHON}" -m "${entry}" "$@"
+  fi
+}

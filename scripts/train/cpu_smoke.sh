@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+# The launch scripts' override style, run for real on CPU: the shared groups of common.sh, an algorithm block as in
+# run_<algo>_*.sh, then the CPU tier's deltas (trustrl.recipes.cpu: CPU platform, hf_cpu rollout, one trainer rank),
+# on a tiny random model and the copy-digit task (trustrl.recipes.cpu.task), for two steps of verl's live trainer.
+#   bash scripts/train/cpu_smoke.sh                 # QUATRO through its recipe entry point, about a minute or two
+#   ALGO=trapo bash scripts/train/cpu_smoke.sh      # or grpo, trapo (unguided + guided rollout worker off)
+# Metrics: one JSON line per step in ${WORK_DIR}/metrics.jsonl (verl's file logger).
+set -xeuo pipefail
+
+# Experiment
+algo=${ALGO:-quatro}
+project_name=trustrl_cpu
+exp_name=cpu_smoke_${algo}
+model_id=unused
+train_set=unused
+train_prompt_bsz=8
+n_resp_per_prompt=4
+# K = 2 optimizer steps per rollout batch, so QUATRO's trust region binds
+train_prompt_mini_bsz=4
+lr=2e-3
+total_training_steps=2
+max_prompt_length=16
+max_response_length=16
+temperature=1.0
+val_temperature=1.0
+
+# Paths: the tiny task is built under WORK_DIR (skipped by DRY_RUN=1, which only composes)
+PYTHON=${PYTHON:-python3}
+WORK_DIR=$(realpath -m "${WORK_DIR:-${TMPDIR:-/tmp}/trustrl_cpu_smoke}")
+[[ "${PYTHON}" == */* ]] && PYTHON=$(realpath "${PYTHON}")
+MODEL_PATH=${WORK_DIR}/task/model
+TRAIN_FILE=${WORK_DIR}/task/data/train.parquet
+VAL_FILE=${WORK_DIR}/task/data/val.parquet
+CKPTS_DIR=${WORK_DIR}/checkpoints
+LOGGER="[console,file]"
+GPUS_PER_NODE=1
+
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+trustrl_common_args
+
+case "${algo}" in
+  quatro)
+    entry=trustrl.recipes.quatro.main
+    ALGO_ARGS=(
+      "algorithm.adv_estimator=quatro"
+      "algorithm.quatro.delta=0.05"
+      "actor_rollout_ref.actor.policy_loss.loss_mode=quatro"
+      "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"
+    )
+    ;;
+  trapo)
+    entry=trustrl.recipes.trapo.main
+    ALGO_ARGS=("algorithm.adv_estimator=trapo" "trapo.alpha=0.1")
+    ;;
+  grpo)
+    entry=verl.trainer.main_ppo
+    ALGO_ARGS=("algorithm.adv_estimator=grpo" "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla")
+    ;;
+  *)
+    echo "ALGO must be quatro, trapo or grpo, got '${algo}'" >&2
+    exit 2
+    ;;
+esac
+
+# CPU tier deltas (as trustrl.recipes.cpu.launch.overrides): static micro-batches, HF generate, fake GPU for Ray
+micro=$((train_prompt_mini_bsz * n_resp_per_prompt))  # one micro-batch = one mini-batch of rows
+CPU=(
+  "algorithm.use_kl_in_reward=False"
+  "actor_rollout_ref.actor.use_kl_loss=False"
+  "actor_rollout_ref.actor.entropy_coeff=0"
+  "data.dataloader_num_workers=0"
+  "+actor_rollout_ref.model.override_config.attn_implementation=sdpa"
+  "actor_rollout_ref.model.use_remove_padding=False"
+  "actor_rollout_ref.model.enable_gradient_checkpointing=False"
+  "actor_rollout_ref.actor.use_torch_compile=False"
+  "actor_rollout_ref.actor.use_dynamic_bsz=False"
+  "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=${micro}"
+  "actor_rollout_ref.rollout.name=hf_cpu"
+  "actor_rollout_ref.rollout.tensor_model_parallel_size=1"
+  "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=False"
+  "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=${micro}"
+  "actor_rollout_ref.rollout.agent.num_workers=1"
+  "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=False"
+  "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=${micro}"
+  "reward.custom_reward_function.path=pkg://trustrl.recipes.cpu.task"
+  "reward.custom_reward_function.name=compute_score"
+  "reward.num_workers=1"
+  "trainer.device=cpu"
+  "trainer.val_before_train=False"
+  "trainer.test_freq=-1"
+  "trainer.save_freq=-1"
+  "ray_kwargs.ray_init.num_cpus=32"
+  "+ray_kwargs.ray_init.num_gpus=1"
+  "+ray_kwargs.ray_init.include_dashboard=False"
+  "transfer_queue.backend.SimpleStorage.num_data_storage_units=1"
+)
+
+# CPU platform and hf_cpu backend (registered by trustrl's verl plugin), offline, metrics to a JSON-lines file
+export VERL_PLATFORM=cpu HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled
+export RAY_DISABLE_USAGE_STATS=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
+export VERL_FILE_LOGGER_PATH=${WORK_DIR}/metrics.jsonl
+
+if [[ "${DRY_RUN}" != 1 ]]; then
+  mkdir -p "${WORK_DIR}"
+  rm -f "${VERL_FILE_LOGGER_PATH}"
+  "${PYTHON}" -c "import sys; from trustrl.recipes.cpu.task import build_task; build_task(sys.argv[1])" "${WORK_DIR}/task"
+  # hydra writes its outputs/<date>/<time>/ folder into the working directory: keep it under WORK_DIR
+  cd "${WORK_DIR}"
+fi
+
+trustrl_launch "${entry}" "${COMMON[@]}" "${ALGO_ARGS[@]}" "${CPU[@]}" "$@"

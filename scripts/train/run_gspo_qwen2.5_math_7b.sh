@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+# GSPO baseline for QUATRO (its closest relative, ANCHORS.md section 4): Qwen2.5-Math-7B, DAPO-Math-17k, QUATRO's
+# batch, lengths and staleness (K = 4), stock verl. Sequence-level length-normalised ratio clipped to
+# [1 - 3e-4, 1 + 4e-4] (the GSPO paper's and verl's example values), seq-mean-token-mean, no KL, no entropy bonus.
+set -xeuo pipefail
+
+# Experiment
+project_name=trustrl
+exp_name=gspo_qwen2.5_math_7b
+model_id=Qwen/Qwen2.5-Math-7B
+train_set=dapo17k
+
+# Algorithm: sequence-ratio clip range
+clip_ratio_low=3e-4
+clip_ratio_high=4e-4
+
+# Batch and lengths: QUATRO's (run_quatro_qwen2.5_math_7b.sh), so the runs compare on the same data and budget
+train_prompt_bsz=128
+n_resp_per_prompt=8
+train_prompt_mini_bsz=32
+lr=1e-6
+total_training_steps=500
+max_prompt_length=1024
+max_response_length=3072
+temperature=1.0
+val_temperature=0.6
+
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+trustrl_common_args
+
+ALGO=(
+  "algorithm.adv_estimator=grpo"
+  "algorithm.norm_adv_by_std_in_grpo=True"
+  "algorithm.use_kl_in_reward=False"
+  "actor_rollout_ref.actor.policy_loss.loss_mode=gspo"
+  "actor_rollout_ref.actor.clip_ratio_low=${clip_ratio_low}"
+  "actor_rollout_ref.actor.clip_ratio_high=${clip_ratio_high}"
+  "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"
+  "actor_rollout_ref.actor.use_kl_loss=False"
+  "actor_rollout_ref.actor.entropy_coeff=0"
+)
+
+trustrl_launch verl.trainer.main_ppo "${COMMON[@]}" "${ALGO[@]}" "$@"

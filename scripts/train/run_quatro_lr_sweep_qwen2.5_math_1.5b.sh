@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+# QUATRO robustness study, aggressive learning rates: lr = 1e-6, 2e-6, 3e-6, 5e-6 at K = 4 steps per rollout batch, QUATRO
+# against GSPO, on Qwen2.5-Math-1.5B and DAPO-Math-17k (run_quatro_qwen2.5_math_1.5b.sh otherwise). QUATRO.md 4.3:
+# 1e-6 is the usual rate, 3e-6 to 5e-6 aggressive. The points run one after another (8 runs by default);
+# ALGOS and SWEEP_VALUES pick a subset, e.g. one point per cluster job:
+#   ALGOS=gspo SWEEP_VALUES=5e-6 bash scripts/train/run_quatro_lr_sweep_qwen2.5_math_1.5b.sh
+set -xeuo pipefail
+
+# Experiment
+project_name=trustrl
+exp_name=quatro_lr_sweep_qwen2.5_math_1.5b
+model_id=Qwen/Qwen2.5-Math-1.5B
+train_set=dapo17k
+learning_rates="1e-6 2e-6 3e-6 5e-6"
+
+# Algorithms: QUATRO's recipe defaults; GSPO's sequence-ratio clip (run_gspo_qwen2.5_math_7b.sh)
+delta=0.05
+kappa=0.1
+gspo_clip_ratio_low=3e-4
+gspo_clip_ratio_high=4e-4
+
+# Batch: K = B / mini = 4 (QUATRO's default staleness); the learning rate is set per point
+train_prompt_bsz=128
+n_resp_per_prompt=8
+train_prompt_mini_bsz=32
+lr=1e-6
+total_training_steps=500
+max_prompt_length=1024
+max_response_length=3072
+temperature=1.0
+val_temperature=0.6
+
+# Sweep selection and cluster shape (env knobs)
+ALGOS=${ALGOS:-quatro gspo}
+SWEEP_VALUES=${SWEEP_VALUES:-${learning_rates}}
+GPUS_PER_NODE=${GPUS_PER_NODE:-4}
+ROLLOUT_TP=${ROLLOUT_TP:-1}
+
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+trustrl_common_args
+
+QUATRO=(
+  "algorithm.adv_estimator=quatro"
+  "algorithm.quatro.delta=${delta}"
+  "algorithm.quatro.kappa=${kappa}"
+  "actor_rollout_ref.actor.policy_loss.loss_mode=quatro"
+  "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"
+)
+GSPO=(
+  "algorithm.adv_estimator=grpo"
+  "actor_rollout_ref.actor.policy_loss.loss_mode=gspo"
+  "actor_rollout_ref.actor.clip_ratio_low=${gspo_clip_ratio_low}"
+  "actor_rollout_ref.actor.clip_ratio_high=${gspo_clip_ratio_high}"
+  "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"
+)
+# both: no reference KL, no entropy bonus
+SHARED=(
+  "algorithm.use_kl_in_reward=False"
+  "actor_rollout_ref.actor.use_kl_loss=False"
+  "actor_rollout_ref.actor.entropy_coeff=0"
+)
+
+for algo in ${ALGOS}; do
+  case "${algo}" in
+    quatro) entry=trustrl.recipes.quatro.main; ALGO=("${QUATRO[@]}") ;;
+    gspo) entry=verl.trainer.main_ppo; ALGO=("${GSPO[@]}") ;;
+    *) echo "ALGOS takes quatro and gspo, got '${algo}'" >&2; exit 2 ;;
+  esac
+  for point_lr in ${SWEEP_VALUES}; do
+    point=${EXP_NAME}_${algo}_lr${point_lr}
+    trustrl_launch "${entry}" "${COMMON[@]}" "${ALGO[@]}" "${SHARED[@]}" \
+      "actor_rollout_ref.actor.optim.lr=${point_lr}" \
+      "trainer.experiment_name=${point}" \
+      "trainer.default_local_dir=${CKPTS_DIR}/${point}" \
+      "$@"
+  done
+done

