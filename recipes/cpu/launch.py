@@ -146,6 +146,8 @@ class RunResult:
     log: str
     metrics: list[dict[str, Any]]
     command: list[str]
+    # Session of the trainer process (started with start_new_session): Ray's raylet, GCS and workers inherit it.
+    session_id: int = -1
 
     @property
     def weight_syncs(self) -> list[tuple[int, str, float]]:
@@ -194,7 +196,8 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
             _stop(proc)
     log = "".join(lines)
     (workdir / "train.log").write_text(log)
-    return RunResult(proc.returncode, time.monotonic() - start, log, read_metrics(workdir / "metrics.jsonl"), cmd)
+    metrics = read_metrics(workdir / "metrics.jsonl")
+    return RunResult(proc.returncode, time.monotonic() - start, log, metrics, cmd, session_id=proc.pid)
 
 
 _STEP_LINE = re.compile(r"(?:^|\s)(step:\d+ - .*)$")
@@ -224,12 +227,12 @@ def _stop(proc: subprocess.Popen) -> None:
     """Stop the trainer and every process it started (Ray's raylet, workers), also after an error."""
     import signal
 
-    if proc.poll() is None:
+    # Also after a clean exit: anything left in the trainer's process group (a straggling Ray worker) is stopped.
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -3,21 +3,27 @@
 
 import math
 import subprocess
-
-import pytest
-
-
-def ray_process_count() -> int:
-    out = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True)
-    return len(out.stdout.split())
+import time
 
 
-@pytest.fixture
-def no_leftover_ray():
-    """Every Ray process a run starts is stopped, also when the test fails."""
-    before = ray_process_count()
-    yield
-    assert ray_process_count() <= before, "the trainer left Ray processes running"
+def session_processes(session_id: int) -> list[str]:
+    """Processes (``pid command``) still alive in a session; the trainer's Ray processes inherit its session."""
+    out = subprocess.run(["ps", "-eo", "sid=,pid=,stat=,args="], capture_output=True, text=True, check=True)
+    left = []
+    for line in out.stdout.splitlines():
+        sid, pid, stat, *args = line.split(None, 3)
+        if int(sid) == session_id and not stat.startswith("Z"):  # a zombie is already dead, awaiting its reaper
+            left.append(" ".join([pid, *args]))
+    return left
+
+
+def assert_no_leftover(result, grace_s: float = 15.0):
+    """Every process the run started (trainer, raylet, GCS, workers) is gone, also when the run failed."""
+    assert result.session_id > 0, "run() did not record the trainer's session"
+    deadline = time.monotonic() + grace_s
+    while (left := session_processes(result.session_id)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"the trainer left processes running: {left[:5]}"
 
 
 def assert_finite(values, name):

@@ -4,7 +4,7 @@
 import pytest
 from trustrl.recipes.cpu.launch import RunSpec, run
 
-from tests.e2e.conftest import assert_finite
+from tests.e2e.conftest import assert_finite, assert_no_leftover
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +14,8 @@ def grpo_run(tmp_path_factory):
     return run(RunSpec(algo="grpo", steps=2, prompts_per_step=4, n=4), tmp_path_factory.mktemp("grpo"), timeout_s=420)
 
 
-def test_trainer_exits_cleanly(grpo_run, no_leftover_ray):
+def test_trainer_exits_cleanly(grpo_run):
+    assert_no_leftover(grpo_run)
     assert grpo_run.command[1:3] == ["-m", "verl.trainer.main_ppo"]
     assert grpo_run.returncode == 0, grpo_run.log[-4000:]
     assert [m["step"] for m in grpo_run.metrics] == [1, 2]

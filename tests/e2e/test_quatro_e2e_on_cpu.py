@@ -5,7 +5,7 @@
 import pytest
 from trustrl.recipes.cpu.launch import RunSpec, run
 
-from tests.e2e.conftest import assert_finite
+from tests.e2e.conftest import assert_finite, assert_no_leftover
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,8 @@ def quatro_run(tmp_path_factory):
     return run(spec, tmp_path_factory.mktemp("quatro"), timeout_s=420)
 
 
-def test_stock_entry_point_runs_quatro(quatro_run, no_leftover_ray):
+def test_stock_entry_point_runs_quatro(quatro_run):
+    assert_no_leftover(quatro_run)
     assert quatro_run.command[1:3] == ["-m", "verl.trainer.main_ppo"]
     assert "algorithm.adv_estimator=quatro" in quatro_run.command
     assert "actor_rollout_ref.actor.policy_loss.loss_mode=quatro" in quatro_run.command

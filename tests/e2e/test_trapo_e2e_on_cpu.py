@@ -10,7 +10,7 @@ import math
 import pytest
 from trustrl.recipes.cpu.launch import RunSpec, run
 
-from tests.e2e.conftest import assert_finite
+from tests.e2e.conftest import assert_finite, assert_no_leftover
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,8 @@ def trapo_run(tmp_path_factory):
     return run(spec, tmp_path_factory.mktemp("trapo"), timeout_s=420)
 
 
-def test_recipe_entry_point_runs(trapo_run, no_leftover_ray):
+def test_recipe_entry_point_runs(trapo_run):
+    assert_no_leftover(trapo_run)
     assert trapo_run.command[1:3] == ["-m", "trustrl.recipes.trapo.main"]
     assert "trapo.micro_group.enable=False" in trapo_run.command
     assert trapo_run.returncode == 0, trapo_run.log[-4000:]

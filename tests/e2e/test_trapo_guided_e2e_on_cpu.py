@@ -14,7 +14,7 @@ import pytest
 from trustrl.recipes.cpu import task
 from trustrl.recipes.cpu.launch import ALGO_OVERRIDES, RunSpec, run
 
-from tests.e2e.conftest import assert_finite
+from tests.e2e.conftest import assert_finite, assert_no_leftover
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,8 @@ def guided_run(tmp_path_factory):
     return run(spec, tmp_path_factory.mktemp("trapo_guided"), timeout_s=540)
 
 
-def test_entry_point_runs_guided(guided_run, no_leftover_ray):
+def test_entry_point_runs_guided(guided_run):
+    assert_no_leftover(guided_run)
     assert guided_run.command[1:3] == ["-m", "trustrl.recipes.trapo.main"]
     assert "trapo.micro_group.enable=True" in ALGO_OVERRIDES["trapo"]
     assert "trapo.micro_group.enable=True" in guided_run.command
