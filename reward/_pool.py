@@ -163,7 +163,8 @@ def _zygote_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the caller; it closes the pool
     from trustrl.reward import _verify
 
-    _verify.warmup()
+    if os.environ.get("TRUSTRL_REWARD_WARMUP", "1") != "0":  # 0: start in 1 s, not 3 s; first answers cost more
+        _verify.warmup()
     ctl.sendall(b"R")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps killed workers: no zombies
     zygote = os.getpid()

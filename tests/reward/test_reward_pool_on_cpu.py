@@ -21,6 +21,8 @@ HANG = r"\boxed{\dfrac{5^{\left(5^{\left(5^{\left(5^5\right)}\right)} - 4\right)
 TOWER = r"\boxed{9^{9^{9}} - 4}"  # sympy computes 9^387420489 exactly when comparing it with the gold
 BIG_FACTORIAL = r"\boxed{(10^{8})!}"  # not flagged as risky by the answer check: found as a CPU hog at run time
 NORMAL = [(f"\\boxed{{\\frac{{{i}}}{{{i + 1}}}}}", f"{i}/{i + 1}") for i in range(1, 25)]
+# pools started only to test process handling skip the zygote's warm-up (about 2 s of CPU each)
+COLD_ENV = {**os.environ, "TRUSTRL_REWARD_WARMUP": "0"}
 
 
 def _alive(pid: int) -> bool:
@@ -106,7 +108,9 @@ def test_no_main_guard_and_no_orphans_at_exit(tmp_path):
             """
         )
     )
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=COLD_ENV
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "body_runs.txt").read_text().split() == [str(out_pid(out))]  # no child re-ran __main__
     assert "bootstrapping phase" not in out.stderr
@@ -134,7 +138,9 @@ def test_no_orphans_when_the_parent_is_killed(tmp_path):
             """
         )
     )
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=COLD_ENV
+    )
     assert out.returncode == -signal.SIGKILL
     pids = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(pids) >= 2
@@ -152,8 +158,9 @@ def test_a_dead_worker_is_replaced():
     assert victim not in pool.pids()["workers"]
 
 
-def test_shutdown_kills_everything_and_the_next_call_restarts():
+def test_shutdown_kills_everything_and_the_next_call_restarts(monkeypatch):
     warmup()
+    monkeypatch.setenv("TRUSTRL_REWARD_WARMUP", "0")
     pids = _pool.get_pool().pids()
     shutdown()
     assert _wait_dead([pids["zygote"], *pids["workers"]]) == []
@@ -169,6 +176,7 @@ def test_a_forked_child_gets_its_own_pool():
     if pid == 0:  # the child: the inherited pool has no dispatcher thread here and must not be used
         code = 1
         try:
+            os.environ["TRUSTRL_REWARD_WARMUP"] = "0"
             ok = compute_scores([r"\boxed{5}"], ["5"])[0]["score"] == 1.0
             code = 0 if ok and _pool.get_pool().pids()["zygote"] != parent_zygote else 2
         finally:
