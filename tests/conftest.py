@@ -1,5 +1,5 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
-"""Shared pytest set-up: offline environment, the `gpu` marker's skip, the `slow` runs kept on one xdist worker."""
+"""Shared pytest set-up: offline environment and the `gpu` marker's skip."""
 
 import os
 
@@ -18,13 +18,9 @@ for _key, _value in {
 def pytest_collection_modifyitems(config, items):
     import torch
 
-    # Under pytest-xdist (`--dist loadgroup`, as `scripts/dev.sh test` runs), every `slow` run of verl's trainer goes
-    # to one worker, one after another: each starts its own Ray cluster and uses most of a core; the unit tests
-    # share the other worker.
-    serial = pytest.mark.xdist_group(name="verl_trainer_runs")
-    skip_gpu = None if torch.cuda.is_available() else pytest.mark.skip(reason="needs a CUDA device")
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(serial)
-        if skip_gpu is not None and "gpu" in item.keywords:
+        if "gpu" in item.keywords:
             item.add_marker(skip_gpu)

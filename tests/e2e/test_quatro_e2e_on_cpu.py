@@ -5,9 +5,9 @@
 import pytest
 from trustrl.recipes.cpu.launch import RunSpec, run
 
-from tests.e2e.conftest import assert_finite, assert_no_leftover
+from tests.e2e.conftest import TRAINER_RUN, assert_finite, assert_no_leftover
 
-pytestmark = pytest.mark.slow
+pytestmark = TRAINER_RUN
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import pytest
 from trustrl.recipes.cpu import task
 from trustrl.recipes.cpu.launch import ALGO_OVERRIDES, RunSpec, run
 
-from tests.e2e.conftest import assert_finite, assert_no_leftover
+from tests.e2e.conftest import TRAINER_RUN, assert_finite, assert_no_leftover
 
-pytestmark = pytest.mark.slow
+pytestmark = TRAINER_RUN
 
 N = 8
 PROMPTS = 4

@@ -184,6 +184,7 @@ def _text() -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(name="verl_trainer_runs")  # as tests/e2e.conftest.TRAINER_RUN: one trainer at a time
 def test_cpu_smoke_trains_two_steps_through_the_live_trainer(tmp_path):
     """cpu_smoke.sh for real: QUATRO through its recipe entry point, two steps of verl's trainer on CPU."""
     start = time.monotonic()
