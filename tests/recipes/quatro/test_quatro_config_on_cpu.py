@@ -103,9 +103,10 @@ def test_bad_values_fail_with_the_key_name(overrides, pattern):
 
 
 @pytest.mark.slow  # a fresh interpreter importing verl takes ~10 s
-def test_entry_point_rejects_bad_values_before_ray():
+def test_entry_point_rejects_bad_values_before_ray(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "trustrl.recipes.quatro.main", *SIZES, "algorithm.quatro.delta=0"],
+        cwd=tmp_path,  # hydra writes its outputs/ run folder into the working directory
         capture_output=True,
         text=True,
         timeout=300,
