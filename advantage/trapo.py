@@ -37,9 +37,13 @@ _SECTION = "algorithm.trapo"
 def trapo_norm_adv_by_std(config: Any) -> bool:
     """Reads ``algorithm.trapo.norm_adv_by_std`` from verl's ``algorithm`` config (a DictConfig or a dict).
 
-    Returns ``False`` when the section or the key is absent. Raises ``ValueError`` for a non-boolean value.
+    Returns ``False`` when the section or the key is absent. Raises ``ValueError`` for a non-boolean value or an
+    unknown key in the section (a ``+algorithm.trapo.<typo>`` override would otherwise be ignored).
     """
     section = config.get("trapo", None) if config is not None else None
+    unknown = sorted(set(section or ()) - {"norm_adv_by_std"})
+    if unknown:
+        raise ValueError(f"unknown key(s) {[f'{_SECTION}.{k}' for k in unknown]}; known: {_SECTION}.norm_adv_by_std")
     value = section.get("norm_adv_by_std", False) if section is not None else False
     if not isinstance(value, bool | np.bool_):
         raise ValueError(f"{_SECTION}.norm_adv_by_std must be true or false, got {value!r}; set it to False (default)")

@@ -271,9 +271,6 @@ def _check_trustrl(config: DictConfig, manager_cls: type | None) -> list[str]:
         if "trapo" in config.algorithm:
             from trustrl.advantage.trapo import trapo_norm_adv_by_std
 
-            unknown = sorted(set(config.algorithm.trapo) - {"norm_adv_by_std"})
-            if unknown:
-                raise ValueError(f"unknown key(s) {[f'algorithm.trapo.{k}' for k in unknown]}; known: norm_adv_by_std")
             trapo_norm_adv_by_std(config.algorithm)
             ran.append("trapo_norm_adv_by_std")
         loss_mode = config.actor_rollout_ref.actor.policy_loss.get("loss_mode", "vanilla")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from trustrl.advantage.trapo import trapo_norm_adv_by_std
 from trustrl.policy_loss.trapo import TrapoLossConfig
 
 __all__ = [
@@ -231,6 +232,8 @@ def validate_trapo_run_config(config: DictConfig) -> TrapoConfig:
     Raises ``ValueError`` naming the offending key and the fix. Touches neither Ray nor any device.
     """
     trapo = trapo_config_from(config)
+    # the estimator's own option (algorithm.trapo), read in the workers: checked here too, before Ray starts
+    trapo_norm_adv_by_std(_select(config, "algorithm"))
     actor = "actor_rollout_ref.actor"
     if not _select(config, "trainer.use_v1", True) or _select(config, "trainer.v1.trainer_mode", "sync") != "sync":
         raise ValueError("TRAPO runs on verl's V1 sync trainer; set trainer.use_v1=True trainer.v1.trainer_mode=sync")

@@ -94,6 +94,8 @@ def test_std_option_reads_the_algorithm_section():
     assert trapo_norm_adv_by_std(OmegaConf.create({"trapo": {"norm_adv_by_std": True}})) is True
     with pytest.raises(ValueError, match=r"algorithm\.trapo\.norm_adv_by_std must be true or false"):
         trapo_norm_adv_by_std({"trapo": {"norm_adv_by_std": "yes"}})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['algorithm\.trapo\.norm_adv_by_sdt'\]"):
+        trapo_norm_adv_by_std(OmegaConf.create({"trapo": {"norm_adv_by_sdt": True}}))
 
 
 def test_registered_and_reached_through_verl_compute_advantage():

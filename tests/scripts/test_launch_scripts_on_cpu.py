@@ -107,6 +107,7 @@ def test_dry_run_prints_the_resolved_overrides():
         (TRAPO_7B, "trapo.alpha=0", "trapo.alpha"),
         (TRAPO_7B, "+trapo.micro_group.sizs=[4,4]", "trapo.micro_group.sizs"),
         (TRAPO_7B, "actor_rollout_ref.rollout.n=16", "trapo.micro_group.sizes"),
+        (TRAPO_7B, "+algorithm.trapo.norm_adv_by_sdt=True", "algorithm.trapo.norm_adv_by_sdt"),
         # unregistered loss
         (QUATRO_7B, "actor_rollout_ref.actor.policy_loss.loss_mode=quatr0", "quatr0"),
     ],
@@ -119,6 +120,7 @@ def test_dry_run_prints_the_resolved_overrides():
         "trapo_value",
         "trapo_key",
         "trapo_n",
+        "trapo_estimator_key",
         "loss",
     ],
 )

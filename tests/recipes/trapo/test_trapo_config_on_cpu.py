@@ -119,6 +119,9 @@ def test_quatro_as_rl_term_with_its_estimator():
         (["trapo.rl_loss_mode=not_a_loss"], r"trapo\.rl_loss_mode='not_a_loss' is not a registered verl policy loss"),
         (["trapo.loss_agg_mode=seq-mean-token-mean"], r"trapo\.loss_agg_mode='seq-mean-token-mean' is not supported"),
         (["+trapo.alpah=0.2"], r"unknown key\(s\) \['trapo\.alpah'\]"),
+        # the estimator's option, read in the workers, is checked before Ray too
+        (["+algorithm.trapo.norm_adv_by_sdt=True"], r"unknown key\(s\) \['algorithm\.trapo\.norm_adv_by_sdt'\]"),
+        (["algorithm.trapo.norm_adv_by_std=1"], r"algorithm\.trapo\.norm_adv_by_std must be true or false"),
         (["actor_rollout_ref.actor.loss_agg_mode=token-mean"], r"actor\.loss_agg_mode='token-mean' differs from trapo"),
         (["actor_rollout_ref.actor.policy_loss.loss_mode=gspo"], r"set trapo\.rl_loss_mode instead"),
         (["actor_rollout_ref.actor.loss_scale_factor=null"], r"loss_scale_factor is null"),
