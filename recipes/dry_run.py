@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scripts and args.overrides:
         parser.error("overrides go with --entry; with --scripts set them inside the scripts or as env knobs")
 
-    failures = []
+    script_failures, launch_failures = [], []
     if args.entry:
         jobs = [Launch(args.entry, args.overrides)]
     else:
@@ -367,17 +367,22 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 jobs += record_script_launches(script)
             except DryRunError as e:
-                failures.append(str(e))
+                script_failures.append(str(e))
     for launch in jobs:
         try:
             check_launch(launch, print_config=args.print_config)
         except DryRunError as e:
-            failures.append(f"{launch.label}: {e}")
-    for failure in failures:
+            launch_failures.append(f"{launch.label}: {e}")
+    for failure in script_failures + launch_failures:
         print(f"[dry_run] FAILED {failure}", file=sys.stderr)
     if args.scripts:
-        print(f"[dry_run] {len(jobs) - len(failures)} of {len(jobs)} launches passed", file=sys.stderr)
-    return 1 if failures else 0
+        # a script that failed before launching recorded no launch: it is counted apart from the launches
+        print(
+            f"[dry_run] {len(jobs) - len(launch_failures)} of {len(jobs)} launches passed; "
+            f"{len(script_failures)} of {len(args.scripts)} scripts failed before launching",
+            file=sys.stderr,
+        )
+    return 1 if script_failures or launch_failures else 0
 
 
 if __name__ == "__main__":

@@ -130,6 +130,18 @@ def test_broken_override_fails_naming_the_key(script, override, named):
         _check_all([launch])
 
 
+def test_dry_run_of_several_scripts_counts_scripts_and_launches_apart(tmp_path, capsys):
+    """A script that fails before launching is reported as such, not as a failed launch of the others."""
+    from trustrl.recipes.dry_run import main
+
+    broken = tmp_path / "broken.sh"
+    broken.write_text("#!/usr/bin/env bash\necho 'MODEL_PATH is not set' >&2\nexit 3\n")
+    assert main(["--scripts", str(TRAIN / "cpu_smoke.sh"), str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert "broken.sh: bash exited with 3 before launching" in err and "MODEL_PATH is not set" in err
+    assert "1 of 1 launches passed; 1 of 2 scripts failed before launching" in err
+
+
 def test_dry_run_cli_from_the_script_fails_on_a_typo():
     """The path a user takes: DRY_RUN=1 bash <script> <bad override> -> python -m trustrl.recipes.dry_run."""
     proc = subprocess.run(
