@@ -30,7 +30,7 @@ def pytest_runtest_setup(item):
     """Fail loudly, before any fixture starts a trainer, if `--dist loadgroup` is silently not grouping
     (pytest-xdist#1386: pytest >= 9.2 drops the group suffix xdist writes into the node id). Then the trainer runs of
     tests/e2e would overlap on the cores, and each module's trainer would start once per worker."""
-    grouped = any(True for _ in item.iter_markers("xdist_group"))
+    grouped = item.get_closest_marker("xdist_group") is not None
     if grouped and getattr(item.config.option, "loadgroup", False) and "@" not in item.nodeid:
         pytest.fail(
             "pytest-xdist's --dist loadgroup is not in effect with this pytest (pytest-xdist#1386); install the "

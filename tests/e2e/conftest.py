@@ -10,7 +10,8 @@ import pytest
 # Marks of a module whose tests run verl's trainer. Under pytest-xdist (`--dist loadgroup`, as `scripts/dev.sh test`
 # runs) all such runs go to one worker, one after another: each starts its own Ray cluster and keeps a core busy.
 # Static marks, because xdist reads the group before any conftest hook could add it.
-TRAINER_RUN = [pytest.mark.slow, pytest.mark.xdist_group(name="verl_trainer_runs")]
+TRAINER_GROUP = "verl_trainer_runs"
+TRAINER_RUN = [pytest.mark.slow, pytest.mark.xdist_group(name=TRAINER_GROUP)]
 
 
 def session_processes(session_id: int) -> list[str]:

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from trustrl.recipes.dry_run import DryRunError, check_launch, record_script_launches
 
+from tests.e2e.conftest import TRAINER_GROUP
+
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "scripts" / "train"
 TRAIN_SCRIPTS = sorted(p for p in TRAIN.glob("*.sh") if p.name != "common.sh")
@@ -198,7 +200,7 @@ def _text() -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(name="verl_trainer_runs")  # as tests/e2e.conftest.TRAINER_RUN: one trainer at a time
+@pytest.mark.xdist_group(name=TRAINER_GROUP)  # as tests/e2e's TRAINER_RUN: one trainer at a time
 def test_cpu_smoke_trains_two_steps_through_the_live_trainer(tmp_path):
     """cpu_smoke.sh for real: QUATRO through its recipe entry point, two steps of verl's trainer on CPU."""
     start = time.monotonic()
