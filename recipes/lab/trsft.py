@@ -144,7 +144,12 @@ class Trajectory:
 
     @property
     def label(self) -> str:
-        return f"{self.kind} {self.method.upper()}, start {'floor' if self.floor > 0 else 'bump'}"
+        return f"{self.kind} {self.method.upper()}, start {start_name(self.floor)}"
+
+
+def start_name(floor: float) -> str:
+    """The start's name: ``floor`` (uniform floor mixed in) or ``bump`` (none)."""
+    return "floor" if floor > 0 else "bump"
 
 
 def _kl(p: torch.Tensor, log_q: torch.Tensor) -> float:
@@ -235,7 +240,7 @@ def _figure_curves(runs: list[Trajectory], cfg: TrsftConfig, path: Path) -> Path
             ax.set_yscale("log")
             ax.set_xscale("symlog", linthresh=10)
             ax.set_xlim(0, cfg.steps)
-            ax.set_title(f"{title}, start {'floor' if floor > 0 else 'bump'}", fontsize=9)
+            ax.set_title(f"{title}, start {start_name(floor)}", fontsize=9)
             ax.set_xlabel("Adam step")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
@@ -287,7 +292,7 @@ def run(
         ]
     rows = [
         [
-            "floor" if r.floor > 0 else "bump",
+            start_name(r.floor),
             r.kind,
             r.method.upper(),
             f"{r.kl_expert[-1]:.4f}",
@@ -318,7 +323,8 @@ def run(
     x = np.arange(cfg.num_categories)
     # the far mode: categories past the midpoint of the outermost mode means (the start bump sits at the near one)
     means = [mu for _, mu, _ in cfg.modes]
-    far = x > 0.5 * (min(means) + max(means))
+    midpoint = 0.5 * (min(means) + max(means))
+    far = x > midpoint
     far_mass = {(r.kind, r.method, r.floor): float(r.final[far].sum()) for r in runs}
     expert_far, star_far = float(p_expert.numpy()[far].sum()), float(p_star.numpy()[far].sum())
     body = "\n\n".join(
@@ -338,16 +344,16 @@ def run(
             "- Peak void mass (between the modes, where p_E < "
             f"{cfg.void_threshold:g}), SFT vs TrSFT: "
             + "; ".join(
-                f"{kind} student, start {'floor' if f > 0 else 'bump'}: "
+                f"{kind} student, start {start_name(f)}: "
                 f"{max(by[kind, 'sft', f].void_mass):.3f} vs {max(by[kind, 'trsft', f].void_mass):.3f}"
                 for f in cfg.floors
                 for kind in cfg.students
             )
             + ".",
-            f"- Final mass on the far mode (categories > {0.5 * (min(means) + max(means)):g}; expert {expert_far:.3f}, "
+            f"- Final mass on the far mode (categories > {midpoint:g}; expert {expert_far:.3f}, "
             f"p* {star_far:.3f}), SFT vs TrSFT: "
             + "; ".join(
-                f"{kind} student, start {'floor' if f > 0 else 'bump'}: "
+                f"{kind} student, start {start_name(f)}: "
                 f"{far_mass[kind, 'sft', f]:.3f} vs {far_mass[kind, 'trsft', f]:.3g}"
                 for f in cfg.floors
                 for kind in cfg.students
@@ -364,9 +370,9 @@ def run(
         "tabular_trsft_mass_outside_support": tab_trsft.pruned_mass[-1],
     }
     for (kind, method, f), mass in far_mass.items():
-        numbers[f"{kind}_{method}_{'floor' if f > 0 else 'bump'}_final_far_mode_mass"] = mass
+        numbers[f"{kind}_{method}_{start_name(f)}_final_far_mode_mass"] = mass
     for r in runs:
-        tag = f"{r.kind}_{r.method}_{'floor' if r.floor > 0 else 'bump'}"
+        tag = f"{r.kind}_{r.method}_{start_name(r.floor)}"
         numbers[f"{tag}_peak_void_mass"] = max(r.void_mass)
         numbers[f"{tag}_final_kl_expert"] = r.kl_expert[-1]
     return Section("3. TrSFT vs SFT on a discrete mixture", body, figures, numbers, time.perf_counter() - start)
