@@ -9,7 +9,9 @@ Task ("copy the digit"): the prompt shows one digit d; the answer format is ``\b
   so GRPO has signal from step one and the mean reward can climb towards 1.
 * Tokenizer: one token per character, plus the single tokens ``\boxed{``, ``<|im_start|>``, ``<|im_end|>``,
   ``user``, ``assistant``, ``copy`` and a ChatML-style chat template.
-* Model: a randomly initialised Llama (2 layers, hidden 64, about 76k parameters). Not Qwen2: transformers 5
+* Model: a randomly initialised Llama (2 layers, hidden 64, 2 attention heads and 1 KV head of size 32, about
+  76k parameters). Head size 32 is the smallest vLLM's CPU attention accepts (it supports 32, 64, 80 and up), so
+  the same model serves both the vLLM rollout and the trainer. Not Qwen2: transformers 5
   forces ``Qwen2Tokenizer`` (and its byte-level pre-tokenizer) on any qwen2 model directory, which would
   discard the character tokenizer above.
 """
@@ -76,8 +78,9 @@ def build_model(out_dir: str | Path, seed: int = 0):
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
         max_position_embeddings=128,
         tie_word_embeddings=True,
         bos_token_id=tok.pad_token_id,
