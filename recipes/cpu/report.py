@@ -17,26 +17,10 @@ def algo_keys(metrics: list[dict[str, Any]]) -> list[str]:
 
 
 def plot_curves(metrics: list[dict[str, Any]], path: Path, title: str) -> Path:
-    import matplotlib
+    """The demo's ``curves.png``: the generic run plot of :mod:`trustrl.recipes.curves`."""
+    from trustrl.recipes.curves import plot_run
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [REWARD, ENTROPY, *algo_keys(metrics)[:6]]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
-    for ax, key in zip(axes[0], panels):
-        pts = [(m["step"], m[key]) for m in metrics if key in m]
-        if pts:
-            ax.plot(*zip(*pts), marker=".")
-        ax.set_title(key, fontsize=8)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_run(metrics, path, title=title)
 
 
 def summarize(result, png: Path) -> str:
