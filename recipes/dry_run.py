@@ -25,7 +25,11 @@ that names the key):
    the custom reward function and the agent-loop manager class import;
 5. trustrl's validators: TRAPO's ``validate_trapo_run_config`` (when the config has a ``trapo`` section), QUATRO's
    ``check_quatro_config`` (when the estimator or the loss is ``quatro``), and the TRAPO rollout's
-   ``check_trapo_rollout_config`` when its agent-loop manager is selected.
+   ``check_trapo_rollout_config`` when its agent-loop manager is selected;
+6. the model's context window (``trustrl.recipes.preflight.check_model_context``): the model's ``config.json``
+   must hold ``data.max_prompt_length + data.max_response_length``. A model path with no readable ``config.json``
+   here (a hub id not in the local Hugging Face cache, a remote path, a folder of another machine) skips this
+   check with a printed note.
 
 ``--scripts`` runs each script with ``DRY_RUN=1`` and ``TRUSTRL_DRY_RUN_RECORD=<dir>``: the scripts' launch helper
 (``scripts/train/common.sh``) then writes each launch's argv there instead of starting a second Python, and this
@@ -292,6 +296,20 @@ def _check_trustrl(config: DictConfig, manager_cls: type | None) -> list[str]:
     return ran
 
 
+def _check_model_context(config: DictConfig, out) -> list[str]:
+    """The model's context window (:mod:`trustrl.recipes.preflight`); a skipped check prints its note."""
+    from trustrl.recipes.preflight import check_model_context
+
+    try:
+        result = check_model_context(config)
+    except ValueError as e:
+        raise DryRunError(str(e)) from e
+    if result.skipped:
+        print(f"[dry_run] note: {result.note}", file=out)
+        return []
+    return [f"model context {result.context} >= {result.required}"]
+
+
 def _override_key(override: str) -> str | None:
     key, sep, _ = override.lstrip("+~").partition("=")
     return key if sep and not key.startswith("hydra.") else None
@@ -308,6 +326,7 @@ def check_launch(launch: Launch, print_config: bool = False, out=sys.stdout) -> 
     _check_registries(config)
     manager_cls = _check_imports(config)
     ran = _check_trustrl(config, manager_cls)
+    ran += _check_model_context(config, out)
     print(f"[dry_run] {launch.label}: {len(launch.overrides)} overrides, resolved:", file=out)
     for override in launch.overrides:
         key = _override_key(override)

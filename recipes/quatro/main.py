@@ -45,6 +45,10 @@ def check_quatro_config(config: DictConfig) -> QuatroConfig:
 def main(config: DictConfig) -> None:
     """Check the QUATRO options, then run verl's V1 trainer with :class:`QuatroTrainer` (estimator metrics)."""
     check_quatro_config(config)
+    # the model's context window against prompt + response length (reads config.json; refuses before Ray)
+    from trustrl.recipes.preflight import preflight
+
+    preflight(config)
     from trustrl.recipes.quatro.trainer import QuatroTaskRunner
     from trustrl.recipes.runner import run_recipe
 

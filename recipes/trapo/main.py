@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hydra
 from omegaconf import DictConfig
+from trustrl.recipes.preflight import preflight
 from trustrl.recipes.trapo.config import TrapoConfig, validate_trapo_run_config
 
 __all__ = ["main", "run_trapo"]
@@ -26,6 +27,8 @@ def run_trapo(config: DictConfig) -> TrapoConfig:
     Nothing touches Ray or a device before the validation passes. Returns the validated ``trapo`` section.
     """
     trapo = validate_trapo_run_config(config)
+    # the model's context window against prompt + response length (reads config.json; refuses before Ray)
+    preflight(config)
     # imported after the check, as the QUATRO entry point: the trainer pulls in verl's V1 trainer stack
     from trustrl.recipes.runner import run_recipe
     from trustrl.recipes.trapo.trainer import TrapoTaskRunner
