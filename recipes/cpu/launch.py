@@ -32,7 +32,11 @@ ALGO_OVERRIDES = {
     # extra_info.expert_solutions and n must be 8 (micro-groups 4, 2, 1, 1)
     "trapo": ["trapo.micro_group.enable=True"],
 }
-_CHECKSUM = re.compile(r"\[hf_cpu\] weights v(\d+) global_steps=(\S+) checksum=([-\d.eE+]+)")
+ROLLOUTS = ("vllm", "hf_cpu")
+# The served model's parameter checksum after each weight sync, printed by the rollout server (vLLM's CPU worker
+# extension in trustrl.recipes.cpu.vllm_cpu, or the hf_cpu server): version 0 is the sync before step 1.
+_CHECKSUM = re.compile(r"\[(?:vllm_cpu|hf_cpu)\] weights v(\d+)(?: global_steps=\S+)? checksum=([-\d.eE+]+)")
+PROMPT_LENGTH = 16
 
 
 @dataclass
@@ -50,11 +54,21 @@ class RunSpec:
     updates_per_step: int = 1
     # Module run with `python -m`; default ENTRY[algo] (stock verl for grpo and quatro).
     entry: str | None = None
+    # Rollout backend: verl's own vLLM rollout on vLLM's CPU build, or the Hugging Face generate() server.
+    rollout: str = "hf_cpu"
+    # Sample every response to response_length (vLLM's ignore_eos): long sequences from a tiny model.
+    ignore_eos: bool = False
+    # Extra environment of the trainer and every process it starts (Ray workers, the vLLM server).
+    env: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        if self.rollout not in ROLLOUTS:
+            raise ValueError(f"rollout must be one of {ROLLOUTS}, got {self.rollout!r}")
+        if self.ignore_eos and self.rollout != "vllm":
+            raise ValueError("ignore_eos needs rollout='vllm' (the hf_cpu server has no such option)")
         if self.steps < 1 or self.prompts_per_step < 1 or self.n < 2:
             raise ValueError("need steps >= 1, prompts_per_step >= 1 and n >= 2 (groups need two samples)")
         if self.updates_per_step < 1 or self.prompts_per_step % self.updates_per_step:
@@ -82,7 +96,7 @@ def cpu_env(workdir: Path) -> dict[str, str]:
 
 
 def overrides(spec: RunSpec, paths: dict[str, Path], workdir: Path) -> list[str]:
-    """Hydra overrides that put verl's trainer on the CPU platform, the hf_cpu rollout and the tiny task."""
+    """Hydra overrides that put verl's trainer on the CPU platform, the chosen rollout and the tiny task."""
     mini = spec.prompts_per_step // spec.updates_per_step
     return [
         *ALGO_OVERRIDES[spec.algo],
@@ -90,7 +104,7 @@ def overrides(spec: RunSpec, paths: dict[str, Path], workdir: Path) -> list[str]
         f"data.train_files={paths['train']}",
         f"data.val_files={paths['val']}",
         f"data.train_batch_size={spec.prompts_per_step}",
-        "data.max_prompt_length=16",
+        f"data.max_prompt_length={PROMPT_LENGTH}",
         f"data.max_response_length={spec.response_length}",
         "data.dataloader_num_workers=0",
         f"data.seed={spec.seed}",
@@ -107,8 +121,7 @@ def overrides(spec: RunSpec, paths: dict[str, Path], workdir: Path) -> list[str]
         "actor_rollout_ref.actor.use_kl_loss=False",
         "actor_rollout_ref.actor.entropy_coeff=0",
         f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={mini * spec.n}",
-        # Rollout: Hugging Face generate on the CPU.
-        "actor_rollout_ref.rollout.name=hf_cpu",
+        *rollout_overrides(spec),
         f"actor_rollout_ref.rollout.n={spec.n}",
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={mini * spec.n}",
@@ -139,6 +152,30 @@ def overrides(spec: RunSpec, paths: dict[str, Path], workdir: Path) -> list[str]
     ]
 
 
+def rollout_overrides(spec: RunSpec) -> list[str]:
+    """The rollout backend's overrides. vLLM: the settings its CPU build needs next to verl's trainer."""
+    if spec.rollout == "hf_cpu":
+        return ["actor_rollout_ref.rollout.name=hf_cpu"]
+    max_model_len = PROMPT_LENGTH + spec.response_length
+    return [
+        "actor_rollout_ref.rollout.name=vllm",
+        # vLLM's CPU build has no sleep mode (trustrl.recipes.cpu.vllm_cpu checks both).
+        "+actor_rollout_ref.rollout.enable_sleep_mode=False",
+        "actor_rollout_ref.rollout.free_cache_engine=False",
+        # Same precision as the FSDP actor, so rollout and actor log-probs agree to ~1e-3.
+        "actor_rollout_ref.rollout.dtype=float32",
+        # No torch.compile or graph capture: each would cost minutes per run on two cores.
+        "actor_rollout_ref.rollout.enforce_eager=True",
+        f"actor_rollout_ref.rollout.max_model_len={max_model_len}",
+        f"actor_rollout_ref.rollout.max_num_batched_tokens={max(1024, max_model_len)}",
+        "actor_rollout_ref.rollout.max_num_seqs=32",
+        "actor_rollout_ref.rollout.enable_prefix_caching=False",
+        f"actor_rollout_ref.rollout.ignore_eos={spec.ignore_eos}",
+        # The default 2 GB bucket would be a 2 GB shared-memory segment per sync; the tiny model needs kilobytes.
+        "actor_rollout_ref.rollout.checkpoint_engine.update_weights_bucket_megabytes=16",
+    ]
+
+
 @dataclass
 class RunResult:
     returncode: int
@@ -148,11 +185,13 @@ class RunResult:
     command: list[str]
     # Session of the trainer process (started with start_new_session): Ray's raylet, GCS and workers inherit it.
     session_id: int = -1
+    # Shared-memory segments and vLLM temporary files the run left behind (found and removed by run()).
+    leaked_shm: list[str] = field(default_factory=list)
 
     @property
-    def weight_syncs(self) -> list[tuple[int, str, float]]:
-        """(version, global_steps, checksum) of every weight sync the hf_cpu server reported."""
-        return [(int(v), s, float(c)) for v, s, c in _CHECKSUM.findall(self.log)]
+    def weight_syncs(self) -> list[tuple[int, float]]:
+        """(version, checksum of the served model) of every weight sync the rollout server reported."""
+        return [(int(v), float(c)) for v, c in _CHECKSUM.findall(self.log)]
 
     def series(self, key: str) -> list[float]:
         return [m[key] for m in self.metrics if key in m]
@@ -175,10 +214,11 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
     (workdir / "command.txt").write_text(" \\\n  ".join(cmd) + "\n")
     start = time.monotonic()
     lines: list[str] = []
+    shm_before = shm_entries()
     with subprocess.Popen(
         cmd,
         cwd=workdir,
-        env=cpu_env(workdir),
+        env={**cpu_env(workdir), **spec.env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -194,12 +234,68 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
             proc.wait(timeout=max(1.0, timeout_s - (time.monotonic() - start)))
         finally:
             _stop(proc)
+            leaked = remove_leaked_shm(shm_before)
     log = "".join(lines)
     (workdir / "train.log").write_text(log)
     metrics = read_metrics(workdir / "metrics.jsonl")
-    return RunResult(proc.returncode, time.monotonic() - start, log, metrics, cmd, session_id=proc.pid)
+    return RunResult(
+        proc.returncode, time.monotonic() - start, log, metrics, cmd, session_id=proc.pid, leaked_shm=leaked
+    )
 
 
+# What verl's shared-memory weight sync and vLLM leave behind when a process dies before cleaning up: Python
+# SharedMemory segments (`psm_*`, created by the bucketed weight transfer) and vLLM's `vllm_dist_*` files (its
+# multiprocessing message queues). Even clean runs left a couple of sparse `psm_*` segments of ~200 MB apparent size.
+SHM_DIRS = (Path("/dev/shm"), Path("/tmp"))
+SHM_PREFIXES = ("psm_", "vllm_dist_")
+
+
+def shm_entries() -> set[Path]:
+    return {p for d in SHM_DIRS if d.is_dir() for p in d.iterdir() if p.name.startswith(SHM_PREFIXES)}
+
+
+def _open_paths() -> set[str]:
+    """Paths any live process has open or mapped (so a segment still in use by another run is never removed)."""
+    used: set[str] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                used.add(os.readlink(fd))
+            for line in (proc / "maps").read_text().splitlines():
+                parts = line.split(None, 5)
+                if len(parts) == 6:
+                    used.add(parts[5].replace(" (deleted)", ""))
+        except (OSError, PermissionError):
+            continue
+    return used
+
+
+def remove_leaked_shm(before: set[Path]) -> list[str]:
+    """Remove the segments created since ``before`` that no live process uses; returns what was removed."""
+    new = shm_entries() - before
+    if not new:
+        return []
+    used = _open_paths()
+    removed = []
+    for path in sorted(new):
+        if str(path) in used:
+            continue
+        try:
+            if path.is_dir():
+                import shutil
+
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(str(path))
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+_MARKERS = re.compile(r"\[(?:hf_cpu|vllm_cpu)\]")
 _STEP_LINE = re.compile(r"(?:^|\s)(step:\d+ - .*)$")
 _ALGO_SHOWN = ("actor/quatro/", "actor/trapo/", "quatro/lambda_mean", "quatro/share_active")
 _SHOWN = {
@@ -219,7 +315,7 @@ def _echo(line: str) -> None:
         fields = dict(kv.split(":", 1) for kv in step_line.group(1).split(" - ") if ":" in kv)
         shown = {**_SHOWN, **{k: k.split("/", 1)[1] for k in fields if k.startswith(_ALGO_SHOWN)}}
         print("  " + "  ".join(f"{label}={fields[k][:7]}" for k, label in shown.items() if k in fields), flush=True)
-    elif ("Error:" in line and "Warning" not in line) or "Traceback" in line or "[hf_cpu]" in line:
+    elif ("Error:" in line and "Warning" not in line) or "Traceback" in line or _MARKERS.search(line):
         print("  " + line.rstrip()[:300], flush=True)
 
 

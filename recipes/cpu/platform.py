@@ -143,7 +143,17 @@ class PlatformCPU(PlatformBase):
         return []
 
     def is_ipc_supported(self) -> bool:
+        # verl's ServerAdapter then syncs weights through POSIX shared memory (vllm_rollout.py:143, `use_shm`).
         return False
+
+    def rollout_env_vars(self) -> dict[str, str]:
+        """Environment of verl's vLLM server actor (``vllm_async_server.py:1372-1374``) for vLLM's CPU build.
+
+        A 1 GiB KV cache (vLLM's CPU default is sized for real models), no OpenMP thread pinning (pinning to cores
+        other processes share slows everyone down), and the CPU platform. A value already in the environment wins.
+        """
+        defaults = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+        return {key: os.environ.get(key, value) for key, value in defaults.items()}
 
     def cudart(self) -> Any:
         return None

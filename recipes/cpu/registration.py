@@ -1,5 +1,5 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
-"""Registers the CPU platform and the ``hf_cpu`` rollout backend in the current process.
+"""Registers the CPU platform, verl's vLLM rollout on vLLM's CPU build, and the ``hf_cpu`` backend in this process.
 
 Called by :mod:`trustrl.recipes.plugin` when ``VERL_PLATFORM=cpu``, i.e. in every Ray process of a CPU run.
 Each workaround of a verl 0.9.1 internal is one statement, with the line it answers.
@@ -41,4 +41,12 @@ def register() -> None:
     RolloutReplicaRegistry.register(
         "hf_cpu", lambda: importlib.import_module("trustrl.recipes.cpu.hf_cpu_rollout").HFCPUReplica
     )
+    # replica.py:318 again, under verl's own name: `rollout.name=vllm` builds verl's vLLMReplica subclass whose server
+    # loads vLLM's CPU build with weights that can be synced in place (see trustrl.recipes.cpu.vllm_cpu). The
+    # in-worker adapter stays verl's ServerAdapter. Lazy: the module imports vLLM.
+    RolloutReplicaRegistry.register(
+        "vllm", lambda: importlib.import_module("trustrl.recipes.cpu.vllm_cpu").CPUvLLMReplica
+    )
+    # vLLM's CPU build reads its platform from this variable (and from the `+cpu` version of the metadata shim).
+    os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
     _done = True
