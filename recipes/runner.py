@@ -13,6 +13,7 @@ import importlib
 
 import ray
 from omegaconf import DictConfig
+from trustrl.recipes.resources import preflight_resources
 from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
 from verl.utils.config import validate_config
@@ -52,7 +53,12 @@ class RecipeTaskRunner(TaskRunnerV1.__ray_metadata__.modified_class):
 
 
 def run_recipe(config: DictConfig, task_runner_cls: type[RecipeTaskRunner]) -> None:
-    """verl's ``main_ppo`` sequence (device, ``validate_config``, ``run_ppo``) with a recipe's TaskRunner."""
+    """verl's ``main_ppo`` sequence (device, ``validate_config``, ``run_ppo``) with a recipe's TaskRunner.
+
+    Before Ray starts, :func:`~trustrl.recipes.resources.preflight_resources` checks the data files, the model
+    folder, the GPUs the config asks for and the checkpoint storage, and fails at once naming what is missing.
+    """
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    preflight_resources(config)
     run_ppo(config, task_runner_class=ray.remote(task_runner_cls))

@@ -8,7 +8,7 @@
 #   stop:    bash scripts/cluster/ray_cluster.sh stop   (on every node)
 # verl's run_ppo attaches to a running cluster when RAY_ADDRESS is set; leave ray_kwargs.ray_init.num_cpus unset then.
 # Every node needs this package installed (pip install -e .) so verl's plugin entry point registers it.
-set -xeuo pipefail
+set -euo pipefail
 
 role=${1:?usage: ray_cluster.sh head|worker|status|stop}
 
@@ -38,6 +38,7 @@ esac
 if [[ "${DRY_RUN}" == 1 ]]; then
   echo "[ray_cluster] would run: ${cmd[*]}"
 else
+  echo "[ray_cluster] ${cmd[*]}"
   "${cmd[@]}"
 fi
 if [[ "${role}" == head ]]; then

@@ -6,6 +6,12 @@
 # builds the override groups every experiment shares; `trustrl_launch` starts the entry point, or with DRY_RUN=1
 # composes and validates the config on CPU (python -m trustrl.recipes.dry_run) without Ray or a GPU.
 #
+# Paths are the launching machine's: DATA_DIR, CKPTS_ROOT (and any path knob set) are absolute paths that
+# scripts/cluster/ray_submit.sh forwards to the job, so a job never reads or writes Ray's per-job copy of the
+# repository. The recipe entry points check the paths, the GPUs and (on a multi-node Ray cluster) that every node
+# sees data, model and checkpoints before training (trustrl.recipes.resources); launches through stock
+# verl.trainer.main_ppo get the same check from trustrl_launch.
+#
 # Constants a script must set before sourcing (set -u catches a missing one):
 #   project_name exp_name model_id train_set
 #   max_prompt_length max_response_length train_prompt_bsz train_prompt_mini_bsz n_resp_per_prompt
@@ -15,15 +21,17 @@
 
 TRUSTRL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
-# Launch
+# Launch (DRY_RUN=1: compose and validate on this machine with PYTHON, no Ray, no GPU; CHECK_PATHS=0: do not
+# check that data and model exist here, for composing another machine's run)
 PYTHON=${PYTHON:-python3}
 DRY_RUN=${DRY_RUN:-0}
+export CHECK_PATHS=${CHECK_PATHS:-1}
 
 # Paths (data written by scripts/data/prepare.py: <DATA_DIR>/train/<set>.parquet, <DATA_DIR>/eval/<bench>.parquet)
 DATA_DIR=${DATA_DIR:-${TRUSTRL_ROOT}/data}
 MODEL_PATH=${MODEL_PATH:-${model_id}}
 TRAIN_FILE=${TRAIN_FILE:-${DATA_DIR}/train/${train_set}.parquet}
-# the six benchmarks of the evaluation issue, validated during training with one sample each
+# the six benchmarks (recipes/eval/README.md), validated during training with one sample each
 VAL_BENCHMARKS=${VAL_BENCHMARKS:-aime24 aime25 amc83 math500 minerva olympiadbench}
 if [[ -z "${VAL_FILE:-}" ]]; then
   VAL_FILE="["
@@ -32,7 +40,8 @@ if [[ -z "${VAL_FILE:-}" ]]; then
 fi
 # run name (W&B run and checkpoint folder): the script's exp_name unless a variant script renames it
 EXP_NAME=${EXP_NAME:-${exp_name}}
-CKPTS_DIR=${CKPTS_DIR:-${TRUSTRL_ROOT}/ckpts/${project_name}/${EXP_NAME}}
+CKPTS_ROOT=${CKPTS_ROOT:-${TRUSTRL_ROOT}/ckpts}
+CKPTS_DIR=${CKPTS_DIR:-${CKPTS_ROOT}/${project_name}/${EXP_NAME}}
 
 # Cluster shape (trainer.nnodes x trainer.n_gpus_per_node is the whole pool; SLURM/Ray scripts export these)
 NNODES=${NNODES:-1}
@@ -49,10 +58,14 @@ SP_SIZE=${SP_SIZE:-1}
 OFFLOAD=${OFFLOAD:-False}
 REWARD_WORKERS=${REWARD_WORKERS:-8}
 
-# Logging and checkpoints
-LOGGER=${LOGGER:-[console,wandb]}
+# Logging and checkpoints. LOGGER: console + verl's file logger (one JSON line per step, written next to the
+# checkpoints as metrics_<UTC time>.jsonl, one file per launch; python -m trustrl.recipes.curves <CKPTS_DIR> draws
+# them); W&B is opt-in: LOGGER=[console,file,wandb] with WANDB_API_KEY set where the job runs.
+# MAX_CKPTS: checkpoints kept (a 7B actor + optimizer checkpoint is about 100 GB; 0 or null keeps all).
+LOGGER=${LOGGER:-[console,file]}
 TEST_FREQ=${TEST_FREQ:-25}
 SAVE_FREQ=${SAVE_FREQ:-50}
+MAX_CKPTS=${MAX_CKPTS:-2}
 RESUME_MODE=${RESUME_MODE:-auto}
 
 # Optional constants
@@ -119,6 +132,8 @@ trustrl_common_args() {
     "trainer.test_freq=${TEST_FREQ}"
     "trainer.save_freq=${SAVE_FREQ}"
     "trainer.resume_mode=${RESUME_MODE}"
+    "trainer.max_actor_ckpt_to_keep=${MAX_CKPTS}"
+    "trainer.max_critic_ckpt_to_keep=${MAX_CKPTS}"
     "trainer.default_local_dir=${CKPTS_DIR}"
   )
   case "${ENGINE}" in
@@ -155,6 +170,8 @@ trustrl_common_args() {
 # trustrl_launch <entry module> <overrides...>: train, or with DRY_RUN=1 compose + validate on CPU and print.
 # With TRUSTRL_DRY_RUN_RECORD=<dir> (set by `python -m trustrl.recipes.dry_run --scripts`) the dry run only records
 # the argv, NUL-separated, to <dir>/launch_<n>; that one process then validates every recorded launch.
+# A real launch writes verl's file log to <checkpoint folder>/metrics_<UTC time>.jsonl (the last
+# trainer.default_local_dir= of the overrides) unless VERL_FILE_LOGGER_PATH is set, and traces the command (set -x).
 trustrl_launch() {
   local entry=$1
   shift
@@ -166,7 +183,40 @@ trustrl_launch() {
     else
       "${PYTHON}" -m trustrl.recipes.dry_run --entry "${entry}" "$@"
     fi
-  else
-    "${PYTHON}" -m "${entry}" "$@"
+    return
   fi
+  local arg ckpt_dir=${CKPTS_DIR}
+  for arg in "$@"; do
+    [[ "${arg}" == trainer.default_local_dir=* ]] && ckpt_dir=${arg#trainer.default_local_dir=}
+  done
+  mkdir -p "${ckpt_dir}"
+  local log_path=${VERL_FILE_LOGGER_PATH:-${ckpt_dir}/metrics_$(date -u +%Y%m%dT%H%M%S).jsonl}
+  case "${entry}" in
+    # the recipe entry points run these checks in-process (trustrl.recipes.runner.run_recipe)
+    trustrl.recipes.*) ;;
+    *) "${PYTHON}" -m trustrl.recipes.resources --entry "${entry}" "$@" ;;
+  esac
+  set -x
+  VERL_FILE_LOGGER_PATH=${log_path} "${PYTHON}" -m "${entry}" "$@"
+  { set +x; } 2>/dev/null
+}
+
+# trustrl_sweep <function> [hint]: run a sweep's launches (the function calls trustrl_launch once per point) after
+# validating every point first, in one Python process: a bad override fails before the first run, not after hours.
+trustrl_sweep() {
+  local points=$1 hint=${2:-}
+  if [[ "${DRY_RUN}" == 1 ]]; then
+    "${points}"
+    return
+  fi
+  local record
+  record=$(mktemp -d "${TMPDIR:-/tmp}/trustrl_sweep.XXXXXX")
+  if ! (DRY_RUN=1 TRUSTRL_DRY_RUN_RECORD=${record} "${points}" \
+        && "${PYTHON}" -m trustrl.recipes.resources --recorded "${record}"); then
+    rm -rf "${record}"
+    echo "[sweep] a point failed validation: nothing launched. ${hint}" >&2
+    return 1
+  fi
+  rm -rf "${record}"
+  "${points}"
 }

@@ -3,7 +3,7 @@
 # DAPO-style baseline for QUATRO: Qwen2.5-Math-7B, DAPO-Math-17k, QUATRO's batch, lengths and staleness (K = 4),
 # stock verl. DAPO's clip-higher (0.2 / 0.28), token-mean aggregation and dynamic sampling (groups whose responses
 # are all right or all wrong are dropped and refilled, verl V1 replay buffer); no overlong shaping, no KL.
-set -xeuo pipefail
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 # Experiment
 project_name=trustrl

@@ -3,7 +3,7 @@
 # GRPO baseline for QUATRO: Qwen2.5-Math-7B, DAPO-Math-17k, QUATRO's batch, lengths and staleness (K = 4), stock
 # verl (python -m verl.trainer.main_ppo). Token-level PPO clip 0.2, std-normalised group advantage, no KL, no entropy
 # bonus (as QUATRO), token-mean aggregation (verl's default).
-set -xeuo pipefail
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 # Experiment
 project_name=trustrl

@@ -3,7 +3,7 @@
 # GSPO baseline for QUATRO (its closest relative, ANCHORS.md section 4): Qwen2.5-Math-7B, DAPO-Math-17k, QUATRO's
 # batch, lengths and staleness (K = 4), stock verl. Sequence-level length-normalised ratio clipped to
 # [1 - 3e-4, 1 + 4e-4] (the GSPO paper's and verl's example values), seq-mean-token-mean, no KL, no entropy bonus.
-set -xeuo pipefail
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 # Experiment
 project_name=trustrl

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 # QUATRO robustness study, aggressive learning rates: lr = 1e-6, 2e-6, 3e-6, 5e-6 at K = 4 steps per rollout batch, QUATRO
-# against GSPO, on Qwen2.5-Math-1.5B and DAPO-Math-17k (run_quatro_qwen2.5_math_1.5b.sh otherwise). QUATRO.md 4.3:
+# against GSPO, on Qwen2.5-Math-1.5B and DAPO-Math-17k (run_quatro_qwen2.5_math_1.5b.sh otherwise). Learning rates:
 # 1e-6 is the usual rate, 3e-6 to 5e-6 aggressive. The points run one after another (8 runs by default);
 # ALGOS and SWEEP_VALUES pick a subset, e.g. one point per cluster job:
 #   ALGOS=gspo SWEEP_VALUES=5e-6 bash scripts/train/run_quatro_lr_sweep_qwen2.5_math_1.5b.sh
-set -xeuo pipefail
+# Extra hydra overrides on the command line go to every point; QUATRO_OVERRIDES and GSPO_OVERRIDES (space-separated)
+# go to that algorithm's points only. Every point is validated before the first one starts:
+#   QUATRO_OVERRIDES="algorithm.quatro.delta=0.1" bash scripts/train/run_quatro_lr_sweep_qwen2.5_math_1.5b.sh
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 # Experiment
 project_name=trustrl
@@ -33,6 +36,8 @@ val_temperature=0.6
 
 # Sweep selection and cluster shape (env knobs)
 ALGOS=${ALGOS:-quatro gspo}
+QUATRO_OVERRIDES=${QUATRO_OVERRIDES:-}
+GSPO_OVERRIDES=${GSPO_OVERRIDES:-}
 SWEEP_VALUES=${SWEEP_VALUES:-${learning_rates}}
 GPUS_PER_NODE=${GPUS_PER_NODE:-4}
 ROLLOUT_TP=${ROLLOUT_TP:-1}
@@ -62,18 +67,24 @@ SHARED=(
   "actor_rollout_ref.actor.entropy_coeff=0"
 )
 
-for algo in ${ALGOS}; do
-  case "${algo}" in
-    quatro) entry=trustrl.recipes.quatro.main; ALGO=("${QUATRO[@]}") ;;
-    gspo) entry=verl.trainer.main_ppo; ALGO=("${GSPO[@]}") ;;
-    *) echo "ALGOS takes quatro and gspo, got '${algo}'" >&2; exit 2 ;;
-  esac
-  for point_lr in ${SWEEP_VALUES}; do
-    point=${EXP_NAME}_${algo}_lr${point_lr}
-    trustrl_launch "${entry}" "${COMMON[@]}" "${ALGO[@]}" "${SHARED[@]}" \
-      "actor_rollout_ref.actor.optim.lr=${point_lr}" \
-      "trainer.experiment_name=${point}" \
-      "trainer.default_local_dir=${CKPTS_DIR}/${point}" \
-      "$@"
+# one launch per point; the extra overrides ("$@") reach every point
+sweep_points() {
+  for algo in ${ALGOS}; do
+    case "${algo}" in
+      quatro) entry=trustrl.recipes.quatro.main; ALGO=("${QUATRO[@]}"); read -ra OWN <<< "${QUATRO_OVERRIDES}" ;;
+      gspo) entry=verl.trainer.main_ppo; ALGO=("${GSPO[@]}"); read -ra OWN <<< "${GSPO_OVERRIDES}" ;;
+      *) echo "ALGOS takes quatro and gspo, got '${algo}'" >&2; exit 2 ;;
+    esac
+    for point_lr in ${SWEEP_VALUES}; do
+      point=${EXP_NAME}_${algo}_lr${point_lr}
+      trustrl_launch "${entry}" "${COMMON[@]}" "${ALGO[@]}" "${SHARED[@]}" \
+        "actor_rollout_ref.actor.optim.lr=${point_lr}" \
+        "trainer.experiment_name=${point}" \
+        "trainer.default_local_dir=${CKPTS_DIR}/${point}" \
+        "${OWN[@]}" "${EXTRA[@]}"
+    done
   done
-done
+}
+
+EXTRA=("$@")
+trustrl_sweep sweep_points "Overrides for one algorithm go in QUATRO_OVERRIDES or GSPO_OVERRIDES."

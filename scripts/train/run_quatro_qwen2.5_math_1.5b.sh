@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 # QUATRO on Qwen2.5-Math-1.5B: the cheap variant of run_quatro_qwen2.5_math_7b.sh (same algorithm and batch, 4 GPUs).
-# The paper's setup is not public (QUATRO.md section 4.2): every value below is the reconstruction's guess
-# (QUATRO.md section 4.3), shared with the GRPO/GSPO/DAPO baselines so the comparison is on the same data and budget.
+# The paper's training setup is not public: every value below is a guess of the reconstruction
+# (recipes/quatro/README.md), shared with the GRPO/GSPO/DAPO baselines so the comparison is on the same data and budget.
 #   DRY_RUN=1 bash scripts/train/run_quatro_qwen2.5_math_1.5b.sh  # compose + validate on CPU, print the overrides
-set -xeuo pipefail
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 # Experiment
 project_name=trustrl

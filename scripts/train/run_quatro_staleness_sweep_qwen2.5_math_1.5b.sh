@@ -5,7 +5,10 @@
 # larger K = later mini-batches further off-policy. The points run one after another (8 runs by default);
 # ALGOS and SWEEP_VALUES pick a subset, e.g. one point per cluster job:
 #   ALGOS=quatro SWEEP_VALUES=8 bash scripts/train/run_quatro_staleness_sweep_qwen2.5_math_1.5b.sh
-set -xeuo pipefail
+# Extra hydra overrides on the command line go to every point; QUATRO_OVERRIDES and GSPO_OVERRIDES (space-separated)
+# go to that algorithm's points only. Every point is validated before the first one starts:
+#   QUATRO_OVERRIDES="algorithm.quatro.delta=0.1" bash scripts/train/run_quatro_staleness_sweep_qwen2.5_math_1.5b.sh
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 # Experiment
 project_name=trustrl
@@ -33,6 +36,8 @@ val_temperature=0.6
 
 # Sweep selection and cluster shape (env knobs)
 ALGOS=${ALGOS:-quatro gspo}
+QUATRO_OVERRIDES=${QUATRO_OVERRIDES:-}
+GSPO_OVERRIDES=${GSPO_OVERRIDES:-}
 SWEEP_VALUES=${SWEEP_VALUES:-${mini_batches_per_rollout}}
 GPUS_PER_NODE=${GPUS_PER_NODE:-4}
 ROLLOUT_TP=${ROLLOUT_TP:-1}
@@ -62,19 +67,25 @@ SHARED=(
   "actor_rollout_ref.actor.entropy_coeff=0"
 )
 
-for algo in ${ALGOS}; do
-  case "${algo}" in
-    quatro) entry=trustrl.recipes.quatro.main; ALGO=("${QUATRO[@]}") ;;
-    gspo) entry=verl.trainer.main_ppo; ALGO=("${GSPO[@]}") ;;
-    *) echo "ALGOS takes quatro and gspo, got '${algo}'" >&2; exit 2 ;;
-  esac
-  for k in ${SWEEP_VALUES}; do
-    mini_bsz=$((train_prompt_bsz / k))  # B / K prompts per optimizer step
-    point=${EXP_NAME}_${algo}_k${k}
-    trustrl_launch "${entry}" "${COMMON[@]}" "${ALGO[@]}" "${SHARED[@]}" \
-      "actor_rollout_ref.actor.ppo_mini_batch_size=${mini_bsz}" \
-      "trainer.experiment_name=${point}" \
-      "trainer.default_local_dir=${CKPTS_DIR}/${point}" \
-      "$@"
+# one launch per point; the extra overrides ("$@") reach every point
+sweep_points() {
+  for algo in ${ALGOS}; do
+    case "${algo}" in
+      quatro) entry=trustrl.recipes.quatro.main; ALGO=("${QUATRO[@]}"); read -ra OWN <<< "${QUATRO_OVERRIDES}" ;;
+      gspo) entry=verl.trainer.main_ppo; ALGO=("${GSPO[@]}"); read -ra OWN <<< "${GSPO_OVERRIDES}" ;;
+      *) echo "ALGOS takes quatro and gspo, got '${algo}'" >&2; exit 2 ;;
+    esac
+    for k in ${SWEEP_VALUES}; do
+      mini_bsz=$((train_prompt_bsz / k))  # B / K prompts per optimizer step
+      point=${EXP_NAME}_${algo}_k${k}
+      trustrl_launch "${entry}" "${COMMON[@]}" "${ALGO[@]}" "${SHARED[@]}" \
+        "actor_rollout_ref.actor.ppo_mini_batch_size=${mini_bsz}" \
+        "trainer.experiment_name=${point}" \
+        "trainer.default_local_dir=${CKPTS_DIR}/${point}" \
+        "${OWN[@]}" "${EXTRA[@]}"
+    done
   done
-done
+}
+
+EXTRA=("$@")
+trustrl_sweep sweep_points "Overrides for one algorithm go in QUATRO_OVERRIDES or GSPO_OVERRIDES."

@@ -4,7 +4,7 @@
 # trajectory is the model's own (no expert prefix, no SFT term). With TRAPO's loss this is Dr.GRPO with the TRAPO
 # baseline (no std, seq-mean-token-sum-norm, entropy 0.001), the official exp_scripts/train_on_policy.sh setting, on
 # the same data and budget as the TRAPO run.
-set -xeuo pipefail
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 export EXP_NAME=${EXP_NAME:-trapo_ablation_grpo_qwen2.5_math_7b}
 

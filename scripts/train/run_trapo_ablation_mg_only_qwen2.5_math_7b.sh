@@ -3,7 +3,7 @@
 # TRAPO ablation (arXiv:2512.17636 Table 2), row "+ micro-group sampling": run_trapo_qwen2.5_math_7b.sh with the
 # expert prefixes placed in the guided trajectories but never learned: no row gets the SFT term (sft_mask = 0), the
 # prefix tokens are excluded from RL as always, and RL trains the continuations.
-set -xeuo pipefail
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 export EXP_NAME=${EXP_NAME:-trapo_ablation_mg_only_qwen2.5_math_7b}
 

@@ -2,14 +2,14 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 # TRAPO on Qwen2.5-Math-7B, OpenR1-Math-46k-8192 with two R1 traces per problem, one node of 8 GPUs (FSDP2 + vLLM).
 # The paper's main run (arXiv:2512.17636 Table 1) = the "+ TrSFT" row of the ablation (run_trapo_ablation_*.sh).
-# Official code (Su-my/TRAPO exp_scripts/train_trapo.sh) where paper and code differ, as TRAPO.md section 6:
+# Official code (Su-my/TRAPO exp_scripts/train_trapo.sh) where paper and code differ (recipes/trapo/README.md):
 #   micro-group preset official_code (ratios 0, 0.25, 0.5, 1.0; thresholds 2/4, 4/6, 7/7), lr 1e-6, alpha 0.1,
 #   one mini-batch per step, entropy bonus 0.001, no KL; the paper's batch of 128 prompts (the code's 8 is per-GPU
 #   bookkeeping); MICRO_GROUP_PRESET=paper switches to the paper's (0, 0.2, 0.5, 1.0; 0.5, 0.7, 0.9).
 # MODEL_PATH must hold a 16k-context copy of the model (config.json: max_position_embeddings=16384, rope_theta=40000,
 # as LUFFY/TRAPO's "Qwen2.5-Math-7B-16k-think"): 1024 + 8192 tokens do not fit the stock 4096 context.
 # Data: python scripts/data/prepare.py openr1_46k --out-dir data/train --second-traces --drop-invalid
-set -xeuo pipefail
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 # Experiment
 project_name=trustrl

@@ -3,7 +3,7 @@
 # run_trapo_qwen2.5_math_7b.sh on verl's Megatron engine (model_engine=megatron, HF weights through mbridge):
 # same experiment, actor and reference sharded MEGATRON_TP x MEGATRON_PP (default 2 x 1) instead of FSDP2.
 # Needs verl's Megatron extra (pip install -e '.[megatron]').
-set -xeuo pipefail
+set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 export EXP_NAME=${EXP_NAME:-trapo_qwen2.5_math_7b_megatron}
 export ENGINE=megatron

@@ -182,6 +182,44 @@ def test_cluster_scripts_dry_run_the_experiment(tmp_path):
     assert proc.returncode == 0 and "ray start --address=10.0.0.1:6379" in proc.stdout
 
 
+def test_ray_submit_forwards_the_submitting_machines_paths(tmp_path, monkeypatch):
+    """The job runs in Ray's copy of the repo: paths travel as absolute env_vars; a dry run leaves no staged copy."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "PYTHON": sys.executable,
+        "TMPDIR": str(temp),
+        "DATA_DIR": "shared/data",  # relative on the submitting machine
+        "CKPTS_ROOT": "/shared/ckpts",
+        "MODEL_PATH": "Qwen/Qwen2.5-Math-7B",  # a hub id stays a hub id
+        "TRAIN_FILE": "shared/train.parquet",
+        "VAL_FILE": "[shared/a.parquet,/abs/b.parquet]",
+        "SAVE_FREQ": "10",
+    }
+    (launch,) = record_script_launches(ROOT / "scripts/cluster/ray_submit.sh", [str(QUATRO_7B)], extra_env=env)
+    assert list(temp.iterdir()) == [], "DRY_RUN=1 left a staged copy behind"
+    # the experiment's own dry run sees the same paths
+    assert "trainer.default_local_dir=/shared/ckpts/trustrl/quatro_qwen2.5_math_7b" in launch.overrides
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts/cluster/ray_submit.sh"), str(QUATRO_7B)],
+        env={**_env(**env), "DRY_RUN": "1", "TRUSTRL_DRY_RUN_RECORD": str(tmp_path)},
+        **_text(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    runtime_env = json.loads(text[text.index("{") : text.index("[ray_submit] would run")])
+    forwarded = runtime_env["env_vars"]
+    assert forwarded["DATA_DIR"] == str(tmp_path / "shared/data")
+    assert forwarded["CKPTS_ROOT"] == "/shared/ckpts"
+    assert forwarded["MODEL_PATH"] == "Qwen/Qwen2.5-Math-7B"
+    assert forwarded["TRAIN_FILE"] == str(tmp_path / "shared/train.parquet")
+    assert forwarded["VAL_FILE"] == f"[{tmp_path / 'shared/a.parquet'},/abs/b.parquet]"
+    assert forwarded["SAVE_FREQ"] == "10"
+    assert "WANDB_API_KEY" not in forwarded
+    assert list(temp.iterdir()) == []
+
+
 def test_eval_script_dry_run(tmp_path):
     for bench in ("aime24", "aime25", "amc83", "math500", "minerva", "olympiadbench"):
         (tmp_path / f"{bench}.parquet").touch()
@@ -220,3 +258,53 @@ def test_cpu_smoke_trains_two_steps_through_the_live_trainer(tmp_path):
         assert math.isfinite(row["data"]["actor/pg_loss"])
         assert "actor/quatro/target_gap" in row["data"]
     print(f"cpu_smoke.sh: {wall:.0f} s")
+
+
+def test_launch_defaults_bound_checkpoints_and_need_no_wandb_key():
+    (launch,) = record_script_launches(QUATRO_7B, extra_env={"PYTHON": sys.executable})
+    assert "trainer.logger=[console,file]" in launch.overrides
+    assert "trainer.max_actor_ckpt_to_keep=2" in launch.overrides
+    (launch,) = record_script_launches(
+        QUATRO_7B, extra_env={"PYTHON": sys.executable, "MAX_CKPTS": "5", "LOGGER": "[console,file,wandb]"}
+    )
+    assert "trainer.max_actor_ckpt_to_keep=5" in launch.overrides
+    assert "trainer.logger=[console,file,wandb]" in launch.overrides
+
+
+@pytest.mark.parametrize("script", [QUATRO_7B, ROOT / "scripts/cluster/ray_submit.sh"], ids=lambda p: p.name)
+def test_dry_run_prints_no_shell_trace(script, tmp_path):
+    args = [str(QUATRO_7B)] if script.name == "ray_submit.sh" else []
+    env = _env(DRY_RUN="1", TRUSTRL_DRY_RUN_RECORD=str(tmp_path))
+    proc = subprocess.run(["bash", str(script), *args], env=env, **_text())
+    assert proc.returncode == 0, proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("+")], proc.stderr[:2000]
+
+
+SWEEPS = sorted(TRAIN.glob("run_quatro_*sweep*.sh"))
+
+
+@pytest.mark.parametrize("sweep", SWEEPS, ids=lambda p: p.name)
+def test_sweep_algorithm_overrides_reach_their_points_only(sweep):
+    env = {"PYTHON": sys.executable, "SWEEP_VALUES": "1", "QUATRO_OVERRIDES": "algorithm.quatro.delta=0.1"}
+    launches = record_script_launches(sweep, extra_env=env)
+    by_entry = {launch.entry: launch.overrides for launch in launches}
+    assert "algorithm.quatro.delta=0.1" in by_entry["trustrl.recipes.quatro.main"]
+    assert not any("quatro" in o for o in by_entry["verl.trainer.main_ppo"] if o.startswith("algorithm."))
+    assert sum(line.startswith("[dry_run] OK ") for line in _check_all(launches)) == 2
+
+
+def test_sweep_validates_every_point_before_the_first_launch(tmp_path):
+    """A QUATRO key passed to every point breaks the GSPO points: the sweep stops before launching anything."""
+    proc = subprocess.run(
+        ["bash", str(SWEEPS[0]), "algorithm.quatro.delta=0.1"],
+        env=_env(SWEEP_VALUES="1", CKPTS_ROOT=str(tmp_path / "ckpts"), CHECK_PATHS="0"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "1 of 2 points passed validation" in proc.stdout
+    assert "algorithm.quatro.delta" in proc.stderr and "nothing launched" in proc.stderr
+    assert "QUATRO_OVERRIDES" in proc.stderr
+    # no point ran: no checkpoint folder, no metrics file
+    assert not (tmp_path / "ckpts").exists()
