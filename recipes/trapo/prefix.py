@@ -26,6 +26,7 @@ from collections.abc import Sequence
 __all__ = [
     "decide_micro_group",
     "expert_trace_ids",
+    "expert_trace_tokens",
     "expert_traces_of",
     "paragraph_breaks",
     "prefix_cut",
@@ -51,9 +52,13 @@ def expert_traces_of(extra_info, field: str) -> list[str]:
     return [t for t in traces if isinstance(t, str) and t.strip()]
 
 
-def expert_trace_ids(tokenizer, text: str, response_length: int) -> list[int]:
-    """Token ids of one expert trace as a full response: the text without special tokens, right-truncated to
-    ``response_length - 1`` tokens, then EOS (so the full trace fits the response and ends like a sample).
+def expert_trace_tokens(tokenizer, text: str, response_length: int) -> tuple[list[int], int]:
+    """Token ids of one expert trace as a full response, and how many trace tokens did not fit.
+
+    The text is tokenized without special tokens, right-truncated to ``response_length - 1`` tokens, then EOS is
+    appended (so the full trace fits the response and ends like a sample). A cut trace ends mid-reasoning: as a
+    full-trace row its TrSFT tokens teach the model to stop there, so the caller counts it (the rollout's
+    ``rollout/trapo/trace_cut*`` metrics); the data preparation should have filtered such traces.
 
     Args:
         tokenizer: the policy tokenizer (``encode``, ``eos_token_id``).
@@ -61,12 +66,19 @@ def expert_trace_ids(tokenizer, text: str, response_length: int) -> list[int]:
         response_length: ``actor_rollout_ref.rollout.response_length`` (>= 2).
 
     Returns:
-        ``list[int]`` of length <= ``response_length``, ending with ``tokenizer.eos_token_id``.
+        ``(ids, dropped)``: ``list[int]`` of length <= ``response_length`` ending with ``tokenizer.eos_token_id``,
+        and the number of trace tokens cut off (0 when the trace fits).
     """
     if tokenizer.eos_token_id is None:
         raise ValueError("the policy tokenizer has no eos_token_id; TRAPO appends EOS to every expert trace")
     ids = tokenizer.encode(text, add_special_tokens=False)
-    return list(ids[: response_length - 1]) + [tokenizer.eos_token_id]
+    budget = response_length - 1  # one slot for EOS
+    return list(ids[:budget]) + [tokenizer.eos_token_id], max(len(ids) - budget, 0)
+
+
+def expert_trace_ids(tokenizer, text: str, response_length: int) -> list[int]:
+    """The ids of :func:`expert_trace_tokens` (trace cut to ``response_length - 1`` tokens, then EOS)."""
+    return expert_trace_tokens(tokenizer, text, response_length)[0]
 
 
 def paragraph_breaks(pieces: Sequence[str]) -> list[bool]:

@@ -61,7 +61,7 @@ from omegaconf import DictConfig
 from trustrl.recipes.trapo.config import MicroGroupSchedule, trapo_config_from
 from trustrl.recipes.trapo.prefix import (
     decide_micro_group,
-    expert_trace_ids,
+    expert_trace_tokens,
     expert_traces_of,
     paragraph_breaks,
     prefix_cut,
@@ -195,6 +195,8 @@ class TrajectoryPlan:
     generate: bool = True
     # which expert trace (-1: none)
     trace_index: int = -1
+    # tokens of that trace cut off to fit the response budget (0: the whole trace fits)
+    trace_cut: int = 0
 
 
 UNGUIDED = TrajectoryPlan()
@@ -447,7 +449,9 @@ class _Scored:
 class _PromptState:
     traces: list[str]
     seed: str
-    tokens: dict[int, tuple[list[int], list[bool]]] = field(default_factory=dict)
+    uid: str = ""
+    # per trace index: (ids, paragraph breaks, tokens cut off)
+    tokens: dict[int, tuple[list[int], list[bool], int]] = field(default_factory=dict)
     supervised: set[tuple[int, int]] = field(default_factory=set)
 
 
@@ -466,6 +470,7 @@ class TrapoAgentLoopWorker(AgentLoopWorkerTQ.__ray_metadata__.modified_class):
         # decoded text of single tokens, for the paragraph-break search (filled lazily, bounded by the vocabulary)
         self._piece_text: dict[int, str] = {}
         self._warned_no_trace = False
+        self._warned_trace_cut = False
 
     # ---- prompt routing
 
@@ -521,7 +526,9 @@ class TrapoAgentLoopWorker(AgentLoopWorkerTQ.__ray_metadata__.modified_class):
         if not prompt.pop("__do_sample__", True):
             apply_greedy_sampling_params(params)
         state = _PromptState(
-            traces, f"{self.trapo.trace_seed}:{prompt.get('index', prompt['uid'])}:{prompt.get('global_steps')}"
+            traces,
+            f"{self.trapo.trace_seed}:{prompt.get('index', prompt['uid'])}:{prompt.get('global_steps')}",
+            uid=str(prompt["uid"]),
         )
 
         async def plan_group(group: int, guided: bool) -> list[TrajectoryPlan]:
@@ -558,14 +565,36 @@ class TrapoAgentLoopWorker(AgentLoopWorkerTQ.__ray_metadata__.modified_class):
                 )
                 self._warned_no_trace = True
             return [TrajectoryPlan(group=group, no_trace=True)] * size
-        ids, breaks = await self._trace_tokens(state, index)
+        ids, breaks, dropped = await self._trace_tokens(state, index)
+        if dropped:
+            self._warn_trace_cut(state, index, dropped)
         prefix = tuple(ids[: prefix_cut(breaks, ratio, self.trapo.paragraph_window)])
         return [
             TrajectoryPlan(
-                group=group, guided=True, prefix_ids=prefix, sft=sft, generate=ratio < 1.0, trace_index=index
+                group=group,
+                guided=True,
+                prefix_ids=prefix,
+                sft=sft,
+                generate=ratio < 1.0,
+                trace_index=index,
+                trace_cut=dropped,
             )
             for sft in self._sft_flags(state, index, len(prefix), size)
         ]
+
+    def _warn_trace_cut(self, state: _PromptState, index: int, dropped: int) -> None:
+        """Once per worker; every cut trace is counted in the ``rollout/trapo/trace_cut*`` metrics."""
+        if self._warned_trace_cut:
+            return
+        self._warned_trace_cut = True
+        budget = self.trapo.response_length - 1
+        logger.warning(
+            f"expert trace {index} of prompt uid={state.uid} is {dropped} tokens longer than the response budget "
+            f"({budget} tokens + EOS) and was cut: its full-trace row would end mid-reasoning under TrSFT. Filter "
+            f"the data (scripts/data/prepare.py --max-trace-tokens {budget}) or raise "
+            f"actor_rollout_ref.rollout.response_length; cut traces are counted in {METRIC_PREFIX}trace_cut_share "
+            "(this warning is shown once)"
+        )
 
     def _sft_flags(self, state: _PromptState, index: int, cut: int, size: int) -> list[bool]:
         """Which of a guided group's rows get TrSFT (official: one copy per distinct prefix, the group's last row)."""
@@ -578,20 +607,20 @@ class TrapoAgentLoopWorker(AgentLoopWorkerTQ.__ray_metadata__.modified_class):
         state.supervised.add((index, cut))
         return [False] * (size - 1) + [True]
 
-    async def _trace_tokens(self, state: _PromptState, index: int) -> tuple[list[int], list[bool]]:
+    async def _trace_tokens(self, state: _PromptState, index: int) -> tuple[list[int], list[bool], int]:
         if index not in state.tokens:
             loop = asyncio.get_running_loop()
             # tokenizing an 8k-token trace takes milliseconds: keep the event loop free for other prompts
             state.tokens[index] = await loop.run_in_executor(None, self._tokenize_trace, state.traces[index])
         return state.tokens[index]
 
-    def _tokenize_trace(self, text: str) -> tuple[list[int], list[bool]]:
-        ids = expert_trace_ids(self.tokenizer, text, self.trapo.response_length)
+    def _tokenize_trace(self, text: str) -> tuple[list[int], list[bool], int]:
+        ids, dropped = expert_trace_tokens(self.tokenizer, text, self.trapo.response_length)
         missing = [t for t in set(ids) if t not in self._piece_text]
         if missing:
             for token_id, piece in zip(missing, self.tokenizer.batch_decode([[t] for t in missing]), strict=True):
                 self._piece_text[token_id] = piece
-        return ids, paragraph_breaks([self._piece_text[t] for t in ids])
+        return ids, paragraph_breaks([self._piece_text[t] for t in ids]), dropped
 
     # ---- scoring and writing
 
@@ -621,6 +650,7 @@ class TrapoAgentLoopWorker(AgentLoopWorkerTQ.__ray_metadata__.modified_class):
                 "prefix_len": int(sum(x.output.prefix_mask)),
                 "sft_len": int(sum(x.output.sft_mask)),
                 "trace_index": sample.plan.trace_index,
+                "trace_cut": sample.plan.trace_cut,
                 "generated": int(sample.plan.generate),
                 "round": sample.round,
                 "prompt_rounds": result.rounds,
@@ -670,7 +700,10 @@ def compute_trapo_rollout_metrics(
         these separately), ``guided/reward_mean`` over rows with one; ``rounds/mean``, ``rounds/max`` generation
         rounds per prompt; ``prefetch_discarded/mean`` dropped prefetched samples per prompt;
         ``rows_per_prompt/min`` and ``/max`` rows of each prompt in the batch (both ``rollout.n`` when every group
-        kept its n rows); ``sft_rows/mean`` rows per prompt that carry TrSFT tokens.
+        kept its n rows); ``sft_rows/mean`` rows per prompt that carry TrSFT tokens;
+        ``trace_cut_share`` share of prompts with a guided row whose expert trace was cut to the response budget
+        (0 when the data holds only traces that fit), ``trace_cut/full_rows`` full-trace rows built from a cut
+        trace (they end mid-reasoning and get TrSFT), ``trace_cut/tokens_max`` the most trace tokens cut off.
     """
     rows = [(u, i, float(r), int(n)) for u, i, r, n in zip(uids, infos, rewards, lengths, strict=True) if i]
     if not rows:
@@ -703,6 +736,14 @@ def compute_trapo_rollout_metrics(
     counts = [len(v) for v in by_prompt.values()]
     out["rows_per_prompt/min"], out["rows_per_prompt/max"] = float(min(counts)), float(max(counts))
     out["sft_rows/mean"] = float(np.mean([sum(i["sft_len"] > 0 for i in v) for v in by_prompt.values()]))
+
+    def was_cut(info: dict) -> bool:
+        return bool(info["guided"]) and info.get("trace_cut", 0) > 0
+
+    cut = [i for _, i, _, _ in rows if was_cut(i)]
+    out["trace_cut_share"] = sum(any(was_cut(i) for i in v) for v in by_prompt.values()) / n_prompts
+    out["trace_cut/full_rows"] = float(sum(not i["generated"] for i in cut))
+    out["trace_cut/tokens_max"] = float(max((i["trace_cut"] for i in cut), default=0))
     return {METRIC_PREFIX + k: v for k, v in out.items()}
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from trustrl.recipes.trapo import rollout as trapo_rollout
 from trustrl.recipes.trapo.config import TRAPO_MANAGER, validate_trapo_run_config
-from trustrl.recipes.trapo.prefix import expert_trace_ids, paragraph_breaks, prefix_cut
+from trustrl.recipes.trapo.prefix import expert_trace_ids, expert_trace_tokens, paragraph_breaks, prefix_cut
 from trustrl.recipes.trapo.rollout import (
     TRAPO_AGENT,
     TrajectoryPlan,
@@ -282,6 +282,40 @@ def test_prompt_without_expert_trace_runs_unguided_and_is_counted(base_config, t
     )
     assert metrics["rollout/trapo/no_trace_share"] == 1.0 and metrics["rollout/trapo/guided_share/any"] == 0.0
     assert all("max_tokens" not in sp for _, sp in server.calls)
+
+
+def test_a_trace_longer_than_the_response_budget_is_counted_and_warned_once(base_config, tok, fake_tq, caplog):
+    """A full trace of 60 characters (tokens) with a 40-token response: cut to 39 + EOS, the row says how much, the
+    batch metrics count it, and the worker warns once however many prompts carry such traces."""
+    long = "step " * 11 + "Y"  # 56 tokens > RESPONSE_LENGTH - 1 = 39
+    ids, dropped = expert_trace_tokens(tok, long, RESPONSE_LENGTH)
+    assert (len(ids), dropped, ids[-1]) == (RESPONSE_LENGTH, 56 - 39, tok.eos_token_id)
+    server = FakeServer(tok, answer_by_prompt)
+    worker = bare_worker(base_config, tok, server, [FakeRewardHandle(tok)])
+    prompts = [prompt_row(f"cut{i}", f"solve {i}", [TRACES[0], long], index=i) for i in range(2)]
+    with caplog.at_level(logging.WARNING, logger="trustrl.recipes.trapo.rollout"):
+        run_prompts(worker, [*prompts, prompt_row("fits", "solve this", TRACES, index=2)])
+    warnings = [r.getMessage() for r in caplog.records if "longer than the response budget" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "is 17 tokens longer than the response budget (39 tokens + EOS)" in warnings[0]
+    assert "--max-trace-tokens 39" in warnings[0] and "rollout/trapo/trace_cut_share" in warnings[0]
+    rows = [r for uid in ("cut0", "cut1", "fits") for r in fake_tq.group(uid)]
+    info = [r["extra_fields"]["trapo"] for r in rows]
+    # the g4 full-trace rows of the first two prompts use the long trace 1; trace 0 fits everywhere
+    assert [i["trace_cut"] for i in info] == ([0] * 7 + [17]) * 2 + [0] * 8
+    assert rows[7]["responses"].tolist() == ids
+    metrics = compute_trapo_rollout_metrics(
+        [r["uid"] for r in rows],
+        info,
+        [float(r["rm_scores"].sum()) for r in rows],
+        [r["responses"].numel() for r in rows],
+    )
+    assert metrics["rollout/trapo/trace_cut_share"] == pytest.approx(2 / 3)
+    assert metrics["rollout/trapo/trace_cut/full_rows"] == 2.0 and metrics["rollout/trapo/trace_cut/tokens_max"] == 17.0
+    # a batch without cut traces reports zeros (the metric is always there)
+    fits = fake_tq.group("fits")
+    clean = compute_trapo_rollout_metrics(["fits"] * 8, [r["extra_fields"]["trapo"] for r in fits], [0.0] * 8, [3] * 8)
+    assert clean["rollout/trapo/trace_cut_share"] == 0.0 and clean["rollout/trapo/trace_cut/full_rows"] == 0.0
 
 
 def test_validation_is_unguided_with_val_n_rows(base_config, tok, fake_tq):
