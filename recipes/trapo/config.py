@@ -273,11 +273,38 @@ def _validate_guided_rollout(config: DictConfig, trapo: TrapoConfig) -> None:
             "make them agree (every group keeps exactly rollout.n rows)"
         )
     _check_manager(_select(config, "actor_rollout_ref.rollout.agent.agent_loop_manager_class"))
-    if _select(config, "algorithm.rollout_correction.bypass_mode", False):
+    _check_rollout_correction(config)
+
+
+def _check_rollout_correction(config: DictConfig) -> None:
+    """verl's rollout correction reads the rollout's log-probs; an expert-prefix token has none (the agent loop
+    writes a 0.0 placeholder), so every setting that acts on them is refused on guided runs."""
+    section = "algorithm.rollout_correction"
+    if _select(config, f"{section}.bypass_mode", False):
         raise ValueError(
-            "algorithm.rollout_correction.bypass_mode=True would use the placeholder rollout log-probs of expert "
+            f"{section}.bypass_mode=True would use the placeholder rollout log-probs of expert "
             "prefix tokens as old log-probs; set it to False for guided TRAPO runs"
         )
+    for key, acts in (
+        (
+            "rollout_is",
+            "importance weights over the response (sequence level: the expert prefix's placeholders enter "
+            "every continuation token's weight; batch normalisation averages over expert tokens)",
+        ),
+        (
+            "rollout_rs",
+            "rejection of tokens or whole rows by their rollout/actor ratio (sequence level: a guided row "
+            "would be rejected for its expert prefix, TrSFT tokens included)",
+        ),
+    ):
+        value = _select(config, f"{section}.{key}")
+        if value is not None:
+            raise ValueError(
+                f"{section}.{key}={value!r}: verl's rollout correction would apply {acts}, computed from rollout "
+                f"log-probs that expert-prefix tokens do not have (placeholders 0.0); set {section}.{key}=null for "
+                "guided TRAPO runs (trapo.micro_group.enable=True). The diagnostics rollout_corr/* and "
+                "training/rollout_probs_diff_* stay on and are computed over the model's own tokens"
+            )
 
 
 def _check_manager(fqn: str | None) -> None:

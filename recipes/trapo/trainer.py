@@ -5,7 +5,10 @@ The changes to ``PPOTrainerSync``: after the workers are built (``on_init_end``)
 ``partial(trapo_loss, config=<ActorConfig>, trapo_config=<trapo.* loss keys>)`` through the ``set_loss_fn`` RPC;
 after each actor update the ``actor/trapo/*`` SFT-token means are finalised (:func:`finalize_trapo_metrics`); each
 step's metrics get the guided rollout's ``rollout/trapo/*`` statistics (:class:`TrapoRolloutMetricsMixin`; none
-when the batch has no micro-group rows, e.g. ``trapo.micro_group.enable=False``).
+when the batch has no micro-group rows, e.g. ``trapo.micro_group.enable=False``); after verl's advantage step,
+``actor/entropy`` and verl's rollout-mismatch diagnostics (``training/rollout_probs_diff_*``, ``rollout_corr/*``) are
+recomputed over the model's own tokens (:func:`~trustrl.recipes.trapo.diagnostics.trapo_token_diagnostics`): expert
+prefix tokens have no rollout log-prob and are no sample of the policy.
 Everything else (rollout, reward, advantage via the registered ``trapo`` estimator, checkpoints) is verl's.
 :class:`TrapoTaskRunner` is verl's V1 TaskRunner with this trainer (:mod:`trustrl.recipes.runner`).
 """
@@ -18,6 +21,7 @@ from omegaconf import DictConfig
 from trustrl.policy_loss.trapo import finalize_trapo_metrics, trapo_loss
 from trustrl.recipes.runner import RecipeTaskRunner
 from trustrl.recipes.trapo.config import validate_trapo_run_config
+from trustrl.recipes.trapo.diagnostics import trapo_token_diagnostics
 from trustrl.recipes.trapo.rollout import TrapoRolloutMetricsMixin
 from verl.trainer.ppo.v1 import PPOTrainerSync
 from verl.utils.config import omega_conf_to_dataclass
@@ -52,6 +56,12 @@ class TrapoTrainer(TrapoRolloutMetricsMixin, PPOTrainerSync):
     def on_init_end(self):
         super().on_init_end()  # pushes the (possibly restored) weights to the rollout replicas
         self.actor_rollout_wg.set_loss_fn(build_trapo_actor_loss(self.config))
+
+    def _compute_advantage(self, batch, metrics: dict):
+        batch = super()._compute_advantage(batch, metrics)
+        # every field of the diagnostics is in TransferQueue now (old_log_probs, entropy, rollout_log_probs)
+        trapo_token_diagnostics(batch, metrics, bool(self.config.actor_rollout_ref.rollout.calculate_log_probs))
+        return batch
 
     def _update_actor(self, batch, metrics: dict):
         batch = super()._update_actor(batch, metrics)
