@@ -51,6 +51,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+from trustrl.recipes import resources
 
 __all__ = ["DryRunError", "Launch", "check_launch", "compose", "entry_config", "main", "record_script_launches"]
 
@@ -327,6 +328,7 @@ def check_launch(launch: Launch, print_config: bool = False, out=sys.stdout) -> 
     manager_cls = _check_imports(config)
     ran = _check_trustrl(config, manager_cls)
     ran += _check_model_context(config, out)
+    ran += resources.dry_run_checks(config)  # data files, model folder, expert traces (CHECK_PATHS=0 skips)
     print(f"[dry_run] {launch.label}: {len(launch.overrides)} overrides, resolved:", file=out)
     for override in launch.overrides:
         key = _override_key(override)

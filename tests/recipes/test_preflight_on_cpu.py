@@ -207,7 +207,10 @@ def test_quatro_entry_point_refuses_before_ray(tmp_path, monkeypatch):
     ],
     ids=["trapo_7b", "quatro_7b"],
 )
-def test_dry_run_of_the_7b_scripts_checks_the_model_context(tmp_path, script, short, enough, need):
+def test_dry_run_of_the_7b_scripts_checks_the_model_context(tmp_path, monkeypatch, script, short, enough, need):
+    # the scripts' data files are not on this machine (the path check: tests/recipes/test_resources_on_cpu.py)
+    monkeypatch.setenv("CHECK_PATHS", "0")
+
     def launch(name: str, context: int) -> Launch:
         model = model_dir(tmp_path, name, context)
         (one,) = record_script_launches(script, extra_env={"PYTHON": sys.executable, "MODEL_PATH": str(model)})
@@ -222,6 +225,7 @@ def test_dry_run_of_the_7b_scripts_checks_the_model_context(tmp_path, script, sh
 
 def test_dry_run_notes_a_skipped_check(monkeypatch, tmp_path):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("CHECK_PATHS", "0")
     env = {"PYTHON": sys.executable, "MODEL_PATH": "Qwen/Qwen2.5-Math-7B"}
     (launch,) = record_script_launches(TRAPO_7B, extra_env=env)
     out = io.StringIO()

@@ -35,6 +35,43 @@ QUATRO_7B = TRAIN / "run_quatro_qwen2.5_math_7b.sh"
 TRAPO_7B = TRAIN / "run_trapo_qwen2.5_math_7b.sh"
 
 
+BENCHMARKS = ("aime24", "aime25", "amc83", "math500", "minerva", "olympiadbench")
+
+
+def write_run_files(root: Path, traces: bool = True) -> dict[str, str]:
+    """A DATA_DIR with the scripts' train sets and the six benchmarks, and a 16k-context model folder.
+
+    Tiny parquet files in verl's layout; openr1_46k's rows carry ``extra_info.expert_solutions`` (guided TRAPO).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    prompt = [{"role": "user", "content": "1+1?"}]
+    for sub, name in [("train", "dapo17k"), ("train", "openr1_46k"), *(("eval", b) for b in BENCHMARKS)]:
+        (root / "data" / sub).mkdir(parents=True, exist_ok=True)
+        extra = {"index": 0}
+        if name == "openr1_46k" and traces:
+            extra["expert_solutions"] = ["1+1=2, so \\boxed{2}"]
+        row = {"data_source": name, "prompt": prompt, "reward_model": {"ground_truth": "2"}, "extra_info": extra}
+        pq.write_table(pa.Table.from_pylist([row]), root / "data" / sub / f"{name}.parquet")
+    model = root / "model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2", "max_position_embeddings": 16384}))
+    return {"DATA_DIR": str(root / "data"), "MODEL_PATH": str(model)}
+
+
+@pytest.fixture(scope="module")
+def run_files(tmp_path_factory) -> dict[str, str]:
+    return write_run_files(tmp_path_factory.mktemp("run_files"))
+
+
+@pytest.fixture(autouse=True)
+def _run_files_env(run_files, monkeypatch):
+    # DRY_RUN=1 checks that data and model exist: every script test sees the fixture files
+    for key, value in run_files.items():
+        monkeypatch.setenv(key, value)
+
+
 def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHON": sys.executable, **extra}
 
@@ -132,8 +169,10 @@ def test_broken_override_fails_naming_the_key(script, override, named):
         _check_all([launch])
 
 
-def test_dry_run_of_several_scripts_counts_scripts_and_launches_apart(tmp_path, capsys):
+def test_dry_run_of_several_scripts_counts_scripts_and_launches_apart(tmp_path, capsys, monkeypatch):
     """A script that fails before launching is reported as such, not as a failed launch of the others."""
+    # cpu_smoke.sh builds its task only when it runs for real
+    monkeypatch.setenv("CHECK_PATHS", "0")
     from trustrl.recipes.dry_run import main
 
     broken = tmp_path / "broken.sh"
@@ -308,3 +347,26 @@ def test_sweep_validates_every_point_before_the_first_launch(tmp_path):
     assert "QUATRO_OVERRIDES" in proc.stderr
     # no point ran: no checkpoint folder, no metrics file
     assert not (tmp_path / "ckpts").exists()
+
+
+def test_dry_run_names_missing_files_and_expert_traces(tmp_path):
+    files = write_run_files(tmp_path, traces=False)
+    (Path(files["DATA_DIR"]) / "eval" / "minerva.parquet").unlink()
+    (launch,) = record_script_launches(QUATRO_7B, extra_env=files)
+    with pytest.raises(DryRunError, match=r"data\.val_files: .*minerva\.parquet does not exist"):
+        _check_all([launch])
+    (launch,) = record_script_launches(TRAPO_7B, extra_env={**files, "VAL_BENCHMARKS": "aime24"})
+    with pytest.raises(DryRunError, match=r"extra_info has no field 'expert_solutions'"):
+        _check_all([launch])
+    (launch,) = record_script_launches(TRAPO_7B, extra_env={**files, "MODEL_PATH": str(tmp_path / "nope")})
+    with pytest.raises(DryRunError, match=r"actor_rollout_ref\.model\.path=.*nope: no such model folder"):
+        _check_all([launch])
+
+
+def test_check_paths_0_composes_without_the_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "elsewhere"))
+    (launch,) = record_script_launches(QUATRO_7B)
+    with pytest.raises(DryRunError, match="does not exist"):
+        _check_all([launch])
+    monkeypatch.setenv("CHECK_PATHS", "0")
+    assert _check_all([launch])[-1].startswith("[dry_run] OK ")
