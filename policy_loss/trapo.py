@@ -17,7 +17,21 @@ aggregated by verl's ``agg_loss`` with the same global normaliser (``trapo.loss_
 ``seq-mean-token-sum-norm`` = Σ_j Σ_t ℓ_{j,t} / (G · L_max), Dr.GRPO style as the official code, which divides
 by the constant 8192), so splitting a mini-batch into micro-batches or data-parallel ranks changes nothing:
 
-    L = [ Σ_{j,t} ( 1[¬prefix]·ℓ^RL + c_sft·1[sft]·ℓ^TrSFT ) ] / normaliser  −  c_ent · agg(entropy)  [+ KL]
+    L = [ Σ_{j,t} ( 1[¬prefix]·ℓ^RL + c_sft·1[sft]·ℓ^TrSFT ) ] / normaliser  −  c_ent · B_H  [+ KL]
+
+The entropy bonus B_H covers every response token, the expert prefix included, as in the official code. Its weight
+is chosen by ``trapo.entropy_agg``:
+
+* ``micro_batch_token_mean`` (default, the official code): each micro-batch adds the mean entropy of its own response
+  tokens, ``mean_mb(H) · dp / G`` (G = rows of the global mini-batch, dp = data-parallel ranks), which is the
+  official ``pg_loss − entropy_coeff · masked_mean(entropy, response_mask)`` per micro-batch (``mix_actor.py``,
+  one gradient-accumulation step) rescaled by the same factor dp / G that separates verl's
+  ``seq-mean-token-sum-norm`` (Σ ℓ / (G · L_max)) from the official Σ ℓ / (dp · L_max). The bonus then has the
+  official weight relative to the RL and SFT terms, and like the official one it depends on the micro-batching:
+  with micro-batches of T response tokens a token's bonus weight is c_ent / T against 1 / L_max for a loss token.
+* ``loss_agg_mode``: the bonus aggregated like the loss, Σ H / (G · L_max) under ``seq-mean-token-sum-norm`` (what
+  verl's own ``ppo_loss`` does): invariant to micro-batching and data parallelism, but a token's bonus weight is then
+  c_ent / L_max, about L_max / T times the official one (T ≈ 18k tokens per micro-batch gives 0.45×).
 
 The official code computes the same gradient as ``−p_t / clamp(sg(p_t), min=α)`` (``off_policy_reshape=clip_low``,
 ``mix_core_alg.py``); ``−sg(min(1, p/α))·log p`` has the same gradient and a readable value. The RL term is the
@@ -60,8 +74,10 @@ from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.padding import no_padding_2_padding
 
 __all__ = [
+    "ENTROPY_AGG_MODES",
     "TRAPO_LOSS_AGG_MODES",
     "TrapoLossConfig",
+    "entropy_bonus",
     "finalize_trapo_metrics",
     "trapo_loss",
     "trapo_token_masks",
@@ -78,6 +94,8 @@ _SECTION = "trapo"
 _PREFIX = "actor/trapo/"
 _PER_RESP = _PREFIX + "per_resp_token/"
 _SFT_MEANS = ("sft_nll", "sft_p_mean", "sft_p_lt_alpha_share")
+# trapo.entropy_agg: the official code's per-micro-batch token mean, or verl's aggregation of the loss
+ENTROPY_AGG_MODES = ("micro_batch_token_mean", "loss_agg_mode")
 
 
 @dataclass
@@ -99,6 +117,10 @@ class TrapoLossConfig:
         default="seq-mean-token-sum-norm",
         metadata={"help": f"one normaliser for both terms, one of {TRAPO_LOSS_AGG_MODES}"},
     )
+    entropy_agg: str = field(
+        default="micro_batch_token_mean",
+        metadata={"help": f"weighting of the entropy bonus, one of {ENTROPY_AGG_MODES} (official: the first)"},
+    )
 
     def __post_init__(self):
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float) or not 0.0 < self.alpha <= 1.0:
@@ -112,6 +134,11 @@ class TrapoLossConfig:
             raise ValueError(
                 f"{_SECTION}.rl_loss_mode={self.rl_loss_mode!r} is not a registered verl policy loss; "
                 f"use one of: {known} (custom losses register with verl's @register_policy_loss)"
+            )
+        if self.entropy_agg not in ENTROPY_AGG_MODES:
+            raise ValueError(
+                f"{_SECTION}.entropy_agg={self.entropy_agg!r} is not supported; use micro_batch_token_mean (the "
+                "official code's per-micro-batch token mean) or loss_agg_mode (aggregated like the loss)"
             )
         if self.loss_agg_mode not in TRAPO_LOSS_AGG_MODES:
             raise ValueError(
@@ -248,6 +275,30 @@ def _sft_term(log_prob: torch.Tensor, sft_mask: torch.Tensor, alpha: float, agg:
     return agg_loss(loss_mat=row, loss_mask=torch.ones_like(row), **flat), sft_log_prob, p
 
 
+def entropy_bonus(entropy: torch.Tensor, response_mask: torch.Tensor, mode: str, agg: dict) -> torch.Tensor:
+    """The entropy bonus B_H of one micro-batch (the loss subtracts ``entropy_coeff · B_H``); see the module doc.
+
+    Args:
+        entropy: ``(bs, response_length)`` per-token entropy (finite at masked slots).
+        response_mask: ``(bs, response_length)`` bool, every response token (expert prefix included).
+        mode: ``micro_batch_token_mean`` (official) or ``loss_agg_mode``.
+        agg: the ``agg_loss`` keyword arguments of the loss (mode, dp_size, global_batch_size, ...).
+
+    >>> import torch
+    >>> h, m = torch.tensor([[1.0, 3.0], [2.0, 0.0]]), torch.tensor([[True, True], [True, False]])
+    >>> info = dict(loss_agg_mode="seq-mean-token-sum-norm", dp_size=1, global_batch_size=4, loss_scale_factor=2)
+    >>> entropy_bonus(h, m, "micro_batch_token_mean", info)  # mean 2 over 3 tokens, x dp / G = 1/4
+    tensor(0.5000)
+    >>> entropy_bonus(h, m, "loss_agg_mode", info)  # (4 + 2) / (G · L_max) = 6 / 8
+    tensor(0.7500)
+    """
+    if mode == "loss_agg_mode":
+        return agg_loss(loss_mat=entropy, loss_mask=response_mask, **agg)
+    # official: masked_mean(entropy, response_mask) of the micro-batch; dp / G puts it on verl's loss scale
+    mean = (entropy * response_mask).sum() / response_mask.sum().clamp(min=1)
+    return mean * agg["dp_size"] / agg["global_batch_size"]
+
+
 def _token_stats(info: dict, rl_mask, sft_log_prob, p, alpha: float) -> list[float]:
     """[rl share, sft share, Σ_sft −log p, Σ_sft p, #{sft: p < α}], each / batch_num_tokens · dp_size (one sync).
 
@@ -308,7 +359,8 @@ def trapo_loss(
     metrics[_PREFIX + "sft_loss"] = Metric(value=sft_loss, aggregation=aggregation)
     if entropy is not None:
         # entropy bonus on every response token, expert prefix included, as the official code
-        entropy_loss = agg_loss(loss_mat=no_padding_2_padding(entropy, data), loss_mask=response_mask, **agg)
+        entropy_mat = no_padding_2_padding(entropy, data)
+        entropy_loss = entropy_bonus(entropy_mat, response_mask, trapo_config.entropy_agg, agg)
         policy_loss = policy_loss - config.entropy_coeff * entropy_loss
         metrics["actor/entropy_loss"] = Metric(value=entropy_loss, aggregation=aggregation)
     if config.use_kl_loss:

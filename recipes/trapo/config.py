@@ -181,24 +181,21 @@ class MicroGroupConfig:
 
 
 @dataclass
-class TrapoConfig:
-    """The whole ``trapo:`` section. The loss keys are validated by :class:`TrapoLossConfig`."""
+class TrapoConfig(TrapoLossConfig):
+    """The whole ``trapo:`` section: the loss keys, declared once as :class:`TrapoLossConfig`'s fields (and validated
+    there), plus ``micro_group``."""
 
-    alpha: float = field(default=0.1, metadata={"help": "TrSFT trust-region boundary α in (0, 1]"})
-    sft_coef: float = field(default=1.0, metadata={"help": "c_sft >= 0, weight of the TrSFT term"})
-    rl_loss_mode: str = field(default="vanilla", metadata={"help": "registered verl policy loss on model tokens"})
-    loss_agg_mode: str = field(default="seq-mean-token-sum-norm", metadata={"help": "one normaliser, both terms"})
     micro_group: MicroGroupConfig = field(default_factory=MicroGroupConfig)
 
     def __post_init__(self):
         if isinstance(self.micro_group, Mapping):
             self.micro_group = _build(MicroGroupConfig, self.micro_group, "trapo.micro_group")
-        self.loss  # noqa: B018  (validates the loss keys)
+        super().__post_init__()
 
     @property
     def loss(self) -> TrapoLossConfig:
-        """The loss knobs bound into :func:`trustrl.policy_loss.trapo.trapo_loss`."""
-        return TrapoLossConfig(self.alpha, self.sft_coef, self.rl_loss_mode, self.loss_agg_mode)
+        """The loss knobs bound into :func:`trustrl.policy_loss.trapo.trapo_loss`, copied field by field by name."""
+        return TrapoLossConfig(**{f.name: getattr(self, f.name) for f in fields(TrapoLossConfig)})
 
 
 def _build(cls, values: Mapping, section: str):

@@ -320,7 +320,8 @@ def test_unguided_batch_equals_verl_ppo_loss(rl_loss_mode, mode):
         cfg,
         model_output(rows, entropy=True),
         to_td(rows, **info),
-        trapo_config=TrapoLossConfig(rl_loss_mode=rl_loss_mode, loss_agg_mode=mode),
+        # verl's ppo_loss aggregates the entropy like the loss
+        trapo_config=TrapoLossConfig(rl_loss_mode=rl_loss_mode, loss_agg_mode=mode, entropy_agg="loss_agg_mode"),
     )
     loss.backward()
     got = grads(rows)
@@ -332,6 +333,75 @@ def test_unguided_batch_equals_verl_ppo_loss(rl_loss_mode, mode):
         assert torch.equal(g, r["lp"].grad)
     assert values(metrics)["actor/pg_loss"] == pytest.approx(values(ref_metrics)["actor/pg_loss"])
     assert values(metrics)["actor/entropy_loss"] == pytest.approx(values(ref_metrics)["actor/entropy_loss"])
+
+
+def _entropy_rows(seed: int, n_rows: int = 8) -> list[dict]:
+    """Unguided rows with zero advantage and no SFT token: the loss is the entropy bonus alone."""
+    rows = make_rows(seed, bs=n_rows)
+    g = torch.Generator().manual_seed(seed)
+    for r in rows:
+        r["prefix"][: r["rlen"] // 3] = 1  # expert tokens: the bonus covers them too (official)
+        r["sft"].zero_()
+        r["adv"].zero_()
+        r["ent"] = (2 * torch.rand(r["plen"] + r["rlen"], generator=g, dtype=torch.float64)).requires_grad_()
+    return rows
+
+
+def _bonus_value(rows, trapo: TrapoLossConfig, shards: list[list[int]], dp_size: int) -> float:
+    """Σ over micro-batches of one mini-batch, FSDP-averaged over ``dp_size`` ranks (shards: micro-batch row ids)."""
+    info = global_info(rows)
+    cfg = actor_config(entropy_coeff=0.001)
+    total = 0.0
+    for shard in shards:
+        part = [rows[i] for i in shard]
+        loss, _ = trapo_loss(
+            cfg, model_output(part, entropy=True), to_td(part, dp_size=dp_size, **info), trapo_config=trapo
+        )
+        total += float(loss)
+    return total / dp_size
+
+
+def test_official_entropy_bonus_is_the_per_micro_batch_token_mean_on_verls_scale():
+    """The official actor (mix_actor.py) adds −c·masked_mean(H, response_mask) per micro-batch, sums micro-batches
+    (one accumulation step) and FSDP averages the dp ranks, next to Σ ℓ / L_max per micro-batch. verl's
+    seq-mean-token-sum-norm loss is Σ ℓ / (G · L_max): the official objective times dp / G. The bonus must be
+    −(dp / G) · (1/dp) · c · Σ_micro-batches mean(H) so that its weight against the loss terms is the official one."""
+    rows = _entropy_rows(0)
+    c, dp, n = 0.001, 2, len(rows)
+    shards = [[0, 1, 2], [3], [4, 5], [6, 7]]  # two ranks, two micro-batches each
+    got = _bonus_value(rows, TrapoLossConfig(), shards, dp_size=dp)
+
+    def mean_entropy(part):  # masked_mean over the micro-batch's response tokens, prefix included
+        values = [float(r["ent"][r["plen"] - 1 + t]) for r in part for t in range(r["rlen"]) if r["resp"][t]]
+        return sum(values) / len(values)
+
+    official = (1 / dp) * sum(-c * mean_entropy([rows[i] for i in shard]) for shard in shards)
+    assert got == pytest.approx(official * dp / n, rel=1e-12)
+
+
+def test_loss_agg_mode_entropy_bonus_is_micro_batch_invariant_the_official_one_is_not():
+    rows = _entropy_rows(1)
+    one, split = [list(range(8))], [[0, 1, 2], [3, 4, 5, 6, 7]]
+    invariant = TrapoLossConfig(entropy_agg="loss_agg_mode")
+    assert _bonus_value(rows, invariant, one, 1) == pytest.approx(_bonus_value(rows, invariant, split, 1), rel=1e-12)
+    # the official weighting depends on the micro-batching, as in the official code
+    official = TrapoLossConfig()
+    assert _bonus_value(rows, official, one, 1) != pytest.approx(_bonus_value(rows, official, split, 1), rel=1e-3)
+    # a token's weight: c / (T · G) officially (T tokens in its micro-batch), c / (G · L_max) aggregated as the loss
+    loss, _ = trapo_loss(
+        actor_config(entropy_coeff=0.001), model_output(rows, entropy=True), to_td(rows, **global_info(rows))
+    )
+    loss.backward()
+    r = rows[0]
+    t = int(torch.nonzero(r["resp"])[0]) + r["plen"] - 1
+    n_tokens = sum(int(x["resp"].sum()) for x in rows)
+    assert float(r["ent"].grad[t]) == pytest.approx(-0.001 / (n_tokens * len(rows)), rel=1e-12)
+
+
+@pytest.mark.parametrize("value", ["token-mean", "mean", None])
+def test_entropy_agg_errors_name_the_key(value):
+    with pytest.raises(ValueError, match=r"trapo\.entropy_agg=.* use micro_batch_token_mean"):
+        TrapoLossConfig(entropy_agg=value)
 
 
 def test_missing_masks_train_unguided_and_are_counted():
