@@ -29,6 +29,10 @@ _EXPONENT_GROUP = re.compile(r"\^\s*\{")
 _BIG_FACTORIAL = re.compile(r"\d{6,}\s*!|!\s*!")  # 123456! or n!!! (100! itself takes microseconds)
 _TRAILING_PERCENT = re.compile(r"\s*(?:\\%|%|\\text\s*\{\s*\\?%\s*\})\s*$")
 _MATH_WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"))
+# boxes of one multi-part answer (box_group): separated by under 10 characters, or under 70 with a separator
+_GROUP_NEAR, _GROUP_FAR = 10, 70
+_GROUP_SEPARATOR = re.compile(r"\b(?:and|or)\b|[,;]")
+_TRAILING_PUNCT = re.compile(r"(?<![\\.,])[.,]\s*$")
 
 
 class Box(NamedTuple):
@@ -39,43 +43,89 @@ class Box(NamedTuple):
 
 
 def split_think(text: str, mode: str) -> str | None:
-    """Return the text to score, or None when the thinking block was never closed.
+    """Return the text to score, or None when a thinking block is left open.
 
-    Modes: ``"auto"`` scores after the last ``</think>``, rejects an opened but unclosed ``<think>`` and scores the
-    whole text when neither tag appears; ``"require"`` rejects any text without ``</think>`` (templates whose prompt
-    already ends in ``<think>``); ``"ignore"`` always scores the whole text.
+    Modes: ``"auto"`` scores after the last ``</think>``, rejects a ``<think>`` that is never closed (also one opened
+    after the last ``</think>``) and scores the whole text when neither tag appears; ``"require"`` also rejects any
+    text without ``</think>`` (templates whose prompt already ends in ``<think>``); ``"ignore"`` always scores the
+    whole text.
     """
     if mode == "ignore":
         return text
     close = text.rfind(THINK_CLOSE)
     if close >= 0:
-        return text[close + len(THINK_CLOSE) :]
+        rest = text[close + len(THINK_CLOSE) :]
+        return None if THINK_OPEN in rest else rest  # `...</think>\\boxed{1}<think>`: a block reopened
     if mode == "require" or THINK_OPEN in text:
         return None
     return text
 
 
+def _scan_boxes(text: str) -> tuple[list[tuple[int, int, int]], bool]:
+    """Complete boxes as (command start, content start, closing brace), in closing order, with one pass of a brace
+    stack (linear in ``len(text)``); and whether a box opened after the last complete one never closed."""
+    stack: list[tuple[int, int]] = []  # (command start, content start) of each open group; content start -1: plain
+    boxes: list[tuple[int, int, int]] = []
+    for m in _BRACE_TOKEN.finditer(text):
+        tok = m.group()
+        if tok[0] == "\\" and tok[-1] == "{" and len(tok) > 2:
+            stack.append((m.start(), m.end()))
+        elif tok == "{":
+            stack.append((m.start(), -1))
+        elif tok == "}" and stack:
+            command, start = stack.pop()
+            if start >= 0:
+                boxes.append((command, start, m.start()))
+    last_end = boxes[-1][2] if boxes else -1
+    return boxes, any(start > last_end for _, start in stack if start >= 0)
+
+
 def last_box(text: str) -> Box:
-    """Find the last complete ``\\boxed{}`` / ``\\fbox{}`` with one pass of a brace stack (linear in ``len(text)``).
+    """Find the last complete ``\\boxed{}`` / ``\\fbox{}`` (linear in ``len(text)``).
 
     "Last" is the box whose closing brace comes last, so ``\\boxed{\\boxed{5}}`` yields ``\\boxed{5}`` and a nested
     box inside an unterminated one is still found. Unmatched ``}`` are ignored.
     """
-    stack: list[int] = []  # content start of each open box; -1 for a plain group
-    last: tuple[int, int] | None = None  # (content start, closing brace) of the last complete box
-    for m in _BRACE_TOKEN.finditer(text):
-        tok = m.group()
-        if tok[0] == "\\" and tok[-1] == "{" and len(tok) > 2:
-            stack.append(m.end())
-        elif tok == "{":
-            stack.append(-1)
-        elif tok == "}" and stack:
-            start = stack.pop()
-            if start >= 0:
-                last = (start, m.start())
-    last_end = last[1] if last else -1
-    unterminated = any(start > last_end for start in stack if start >= 0)
-    return Box(text[last[0] : last[1]].strip() if last else None, unterminated)
+    boxes, unterminated = _scan_boxes(text)
+    if not boxes:
+        return Box(None, unterminated)
+    _, start, end = boxes[-1]
+    return Box(text[start:end].strip(), unterminated)
+
+
+def box_group(text: str) -> tuple[str, ...]:
+    """Contents of the last complete box and of the boxes before it that belong to the same answer, in text order.
+
+    The rule is math-verify's for a multi-part answer (``latex2sympy2_extended`` ``extract_boxed_content``): walking
+    back from the last box, an earlier box joins when fewer than 10 characters separate the two, or fewer than 70
+    that contain a separator (``and``, ``or``, ``,``, ``;``) and the two contents differ. ``\\boxed{2}, \\boxed{3}``
+    and ``\\(\\boxed{1}\\) and \\(\\boxed{-2}\\)`` are one answer each; ``\\boxed{1} no no no no no \\boxed{2}`` is
+    just ``2``. Repeated contents appear once; empty boxes are left out.
+    """
+    boxes, _ = _scan_boxes(text)
+    if not boxes:
+        return ()
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        current = group[-1]
+        if box[2] > current[0]:
+            continue  # nested inside the current member
+        between = text[box[2] + 1 : current[0]]
+        same = text[box[1] : box[2]].strip() == text[current[1] : current[2]].strip()
+        if len(between) < _GROUP_NEAR or (len(between) < _GROUP_FAR and not same and _GROUP_SEPARATOR.search(between)):
+            group.append(box)
+        else:
+            break
+    contents = [text[start:end].strip() for _, start, end in reversed(group)]
+    return tuple(c for i, c in enumerate(contents) if c and (i == 0 or c != contents[i - 1]))
+
+
+def strip_trailing_punctuation(latex: str) -> str:
+    """Drop one sentence-final ``.`` or ``,`` written inside a box: ``42.``, ``\\frac{1}{3}.``, ``7,``.
+
+    ``42.5``, ``42!``, ``1, 2, ...`` and the LaTeX thin space ``7\\,`` are left alone.
+    """
+    return _TRAILING_PUNCT.sub("", latex)
 
 
 def is_risky(latex: str) -> bool:
@@ -119,8 +169,10 @@ def strip_percent(latex: str) -> tuple[str, bool]:
 def normalize_gold(gold: str, e_notation: bool = True) -> str:
     """Normalize one gold answer as benchmarks store it.
 
-    Strips whitespace, one trailing period, ``$…$`` / ``\\(…\\)`` / ``\\[…\\]`` wrapping (OlympiadBench), takes the
-    last box when the gold is a worked solution (MATH), and rewrites e-notation (Minerva: 58 of 272 golds).
+    Strips whitespace, one trailing period or comma, ``$…$`` / ``\\(…\\)`` / ``\\[…\\]`` wrapping (OlympiadBench),
+    takes the final boxed answer when the gold is a worked solution (MATH): the last box, joined with the boxes that
+    belong to it (:func:`box_group`: ``\\boxed{2}, \\boxed{3}`` is the set ``2, 3``), and rewrites e-notation
+    (Minerva: 58 of 272 golds).
 
     >>> normalize_gold("$4.5e33$")
     '4.5 \\\\times 10^{33}'
@@ -129,14 +181,13 @@ def normalize_gold(gold: str, e_notation: bool = True) -> str:
     """
     gold = gold.strip()
     if "\\boxed" in gold or "\\fbox" in gold:
-        boxed = last_box(gold).content
-        gold = boxed if boxed is not None else gold
-    if gold.endswith(".") and not gold.endswith(".."):
-        gold = gold[:-1].rstrip()
+        group = box_group(gold)
+        gold = ", ".join(strip_trailing_punctuation(g) for g in group) if group else gold
+    gold = strip_trailing_punctuation(gold).rstrip()
     for left, right in _MATH_WRAPPERS:
         inner = gold[len(left) : -len(right)]
         # `$a$ or $b$` is two formulas, not one wrapped formula
         if len(gold) > len(left) + len(right) and gold.startswith(left) and gold.endswith(right) and left not in inner:
-            gold = inner.strip()
+            gold = strip_trailing_punctuation(inner.strip()).rstrip()
             break
     return normalize_answer(gold, e_notation)

@@ -1,7 +1,7 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 """A process pool that scores math answers with a hard per-task deadline, usable from any thread of any process.
 
-Design (MATH_EVAL.md §3.3 A and §3.5):
+Design (the why: reward/README.md, "How it stays fast and never hangs"):
 
 * No ``multiprocessing``. A *zygote* is started with ``subprocess`` as ``python -c "...; _zygote_main()"``, so nothing
   re-imports the caller's ``__main__`` (the spawn/forkserver trap that breaks scripts without a main guard). The zygote
@@ -10,10 +10,15 @@ Design (MATH_EVAL.md §3.3 A and §3.5):
 * Every worker scores on its own main thread. The parent keeps one *dispatcher thread* that owns all sockets and
   processes; callers only enqueue tasks and wait on ``concurrent.futures.Future`` objects (threads, asyncio and Ray
   actors alike).
-* Each task's clock starts when the worker starts it: a worker holds at most ``_DEPTH`` tasks in order, and the head
-  task's start is the arrival of its predecessor's result. At ``timeout_s`` the worker is SIGKILLed and replaced.
-  Inside the worker an ``ITIMER_PROF`` alarm at ``0.8 * timeout_s`` of CPU interrupts Python-level slowness first,
-  which saves the kill and the fork (math-verify's own signal timeouts are off: see ``_verify``).
+* Each task's budget is ``timeout_s`` of **its own CPU time** (user + system, read from ``/proc`` every
+  ``_POLL_S``), counted from when the worker starts it: a worker holds at most ``_DEPTH`` tasks in order, and the
+  head task's start is the arrival of its predecessor's result. At the budget the worker is SIGKILLed and replaced.
+  CPU time does not grow while other processes hold the cores, so a legitimate answer's score does not depend on
+  how busy the node is. Inside the worker an ``ITIMER_PROF`` alarm at ``0.8 * timeout_s`` of CPU interrupts
+  Python-level slowness first, which saves the kill and the fork (math-verify's own signal timeouts are off: see
+  ``_verify``). Wall-clock caps make every call return even when a task gets no CPU at all: ``_RUN_WALL_CAP``
+  (unparked wall time) and ``_TOTAL_WALL_CAP`` (since start, parked time included). Without ``/proc`` the budget
+  falls back to unparked wall time.
 * Stuck inputs never take workers or CPU from the rest of the batch. A task still running after ``_SLOW_WALL_S`` hands
   its worker's queued tasks to others and a fresh worker is forked in its place (*quarantine*). A task that has used
   ``_HOG_CPU_S`` of CPU (read from ``/proc``; a warm worker needs 5 ms on average and up to about 0.2 s for a wrong
@@ -21,7 +26,8 @@ Design (MATH_EVAL.md §3.3 A and §3.5):
   (SIGCONT) when the queue is empty. Parked time does not count against its timeout, so a legitimately slow answer
   still finishes; all stuck inputs of a batch end about one timeout after the queue drains, side by side. Answers
   flagged by ``_answer.is_risky`` (power towers, huge factorials) start as hogs on a worker of their own, with no
-  detection cost. A parked task is killed anyway ``max(10 timeouts, 120 s)`` after it started.
+  detection cost; being statically known to explode, they also end at ``timeout_s`` of unparked *wall* time, so a
+  batch with many of them (side by side on few cores) still ends about one timeout after the queue drains.
 * A quarantined worker whose task ends rejoins the pool as a spare (up to twice the target size) or is killed.
 * No orphans: the zygote and every worker set ``PR_SET_PDEATHSIG=SIGKILL`` (Linux) against the thread that created
   them (the dispatcher thread, then the zygote), exit on EOF of their socket, and ``atexit`` closes the pool.
@@ -54,7 +60,9 @@ _DEPTH = 2  # tasks in flight per worker: one running, one queued, so a worker n
 _HOG_CPU_S = 1.0
 _SLOW_WALL_S = 1.0  # wall seconds after which a task's queued successors go to other workers (capped at timeout_s / 4)
 _POLL_S = 0.02  # how often a running task's CPU time is read from /proc (its resolution is 10 ms)
-_WALL_CAP = (10.0, 120.0)  # a parked task dies max(10 timeouts, 120 s) after it started, however little it ran
+# wall-clock caps (factor x timeout_s, floor in s): unparked running time, and time since start including parking
+_RUN_WALL_CAP = (10.0, 120.0)
+_TOTAL_WALL_CAP = (60.0, 900.0)
 _STARTUP_S = 120.0  # zygote import budget (math-verify + sympy take about 1 s on an idle core)
 _WORKER_MEMORY_MB = int(os.environ.get("TRUSTRL_REWARD_WORKER_MEMORY_MB", "2048"))  # address space above the zygote's
 _FRAME = struct.Struct("!I")
@@ -145,8 +153,8 @@ def _worker_main(sock: socket.socket) -> None:
         try:
             try:
                 signal.setitimer(signal.ITIMER_PROF, soft_s)
-                status, acc = _verify.score(*payload)
-                result = {"status": status, "acc": acc}
+                status, acc, joined = _verify.score(*payload)
+                result = {"status": status, "acc": acc, "joined": joined}
             finally:
                 signal.setitimer(signal.ITIMER_PROF, 0)
         except _SoftTimeout:
@@ -214,6 +222,7 @@ class _Worker:
     inflight: collections.deque = field(default_factory=collections.deque)
     head_start: float = 0.0  # monotonic time the head task started
     cpu_base: float = 0.0  # the worker's CPU seconds when the head task started (a forked child starts at 0)
+    cpu_used: float = 0.0  # CPU seconds the head task has used, as last read from /proc
     paused_s: float = 0.0  # time the head task spent parked (not counted against its timeout)
     parked_at: float | None = None  # set while the worker is SIGSTOPped
     next_poll: float = 0.0
@@ -227,6 +236,23 @@ class _Worker:
 
     def start_head(self, now: float, cpu: float) -> None:
         self.head_start, self.cpu_base, self.paused_s, self.next_poll = now, cpu, 0.0, now + _POLL_S
+        self.cpu_used = 0.0
+
+    def poll_cpu(self, now: float) -> None:
+        """Refresh ``cpu_used`` from /proc (unparked wall time where /proc cannot be read)."""
+        self.next_poll = now + _POLL_S
+        cpu = _cpu_seconds(self.pid)
+        self.cpu_used = cpu - self.cpu_base if cpu is not None else self.run_s(now)
+
+    def over_budget(self, now: float) -> bool:
+        task = self.inflight[0]
+        run = self.run_s(now)
+        return (
+            self.cpu_used >= task.timeout_s
+            or run >= _cap_s(_RUN_WALL_CAP, task.timeout_s)
+            or now - self.head_start >= _cap_s(_TOTAL_WALL_CAP, task.timeout_s)
+            or (task.risky and run >= task.timeout_s)
+        )
 
 
 class Pool:
@@ -333,13 +359,13 @@ class Pool:
         for w in self._workers:
             if not w.inflight:
                 continue
-            timeout_s = w.inflight[0].timeout_s
-            wait = min(wait, w.head_start + _wall_cap_s(timeout_s) - now)
+            task = w.inflight[0]
+            wait = min(wait, w.head_start + _cap_s(_TOTAL_WALL_CAP, task.timeout_s) - now)
             if w.parked_at is None:
-                wait = min(wait, timeout_s - w.run_s(now))
-                if not w.hog:
-                    wait = min(wait, w.next_poll - now)
-            slow_at = w.head_start + _slow_wall_s(timeout_s)
+                wait = min(wait, w.next_poll - now, _cap_s(_RUN_WALL_CAP, task.timeout_s) - w.run_s(now))
+                if task.risky:
+                    wait = min(wait, task.timeout_s - w.run_s(now))
+            slow_at = w.head_start + _slow_wall_s(task.timeout_s)
             if not w.quarantined and slow_at > now:  # past it and still here: the quarantine cap was reached
                 wait = min(wait, slow_at - now)
         return max(wait, 0.0)
@@ -350,17 +376,15 @@ class Pool:
             if not w.inflight:
                 continue
             timeout_s = w.inflight[0].timeout_s
-            if w.run_s(now) >= timeout_s or now - w.head_start >= _wall_cap_s(timeout_s):
+            if w.parked_at is None and now >= w.next_poll:
+                w.poll_cpu(now)
+            if w.over_budget(now):
                 self.stats["killed"] += 1
                 self._drop_worker(w, head_result=TIMEOUT)
                 continue
-            if not w.hog and w.parked_at is None and now >= w.next_poll:
-                w.next_poll = now + _POLL_S
-                cpu = _cpu_seconds(w.pid)
-                used = cpu - w.cpu_base if cpu is not None else now - w.head_start  # wall time without /proc
-                if used >= min(_HOG_CPU_S, timeout_s / 4) and self._quarantine(w):
-                    w.hog = True
-                    self.stats["hogs"] += 1
+            if not w.hog and w.cpu_used >= min(_HOG_CPU_S, timeout_s / 4) and self._quarantine(w):
+                w.hog = True
+                self.stats["hogs"] += 1
             if not w.quarantined and now - w.head_start >= _slow_wall_s(timeout_s):
                 self._quarantine(w)  # slow but not burning CPU (a busy machine): just free its queued tasks
 
@@ -588,8 +612,8 @@ def _max_quarantined(num_workers: int) -> int:
     return 32 + 8 * num_workers
 
 
-def _wall_cap_s(timeout_s: float) -> float:
-    return max(_WALL_CAP[0] * timeout_s, _WALL_CAP[1])
+def _cap_s(cap: tuple[float, float], timeout_s: float) -> float:
+    return max(cap[0] * timeout_s, cap[1])
 
 
 def _soft_s(timeout_s: float) -> float:

@@ -107,13 +107,28 @@ def _accept(golds: tuple[str, ...], content: str, rel_tol: float | None) -> bool
     return bool(preds) and equivalent(parse_gold(golds), preds, rel_tol)
 
 
-def score(pre_status: str | None, content: str, golds: tuple[str, ...], rel_tol: float | None, e_notation: bool):
-    """Score one prepared sample: returns ``(status, acc)``; the gold is checked first for every sample."""
+def score(
+    pre_status: str | None,
+    content: str,
+    golds: tuple[str, ...],
+    rel_tol: float | None,
+    e_notation: bool,
+    joined: str | None = None,
+):
+    """Score one prepared sample: returns ``(status, acc, joined_matched)``; the gold is checked first for every sample.
+
+    ``content`` is the last box; ``joined`` (or None) the multi-part answer that box ends (``_answer.box_group``),
+    tried when the last box alone does not match, so ``\\boxed{-2} and \\boxed{1}`` matches the gold ``1, -2``.
+    """
     if not golds or not parse_gold(golds):
-        return "gold_unparseable", False
+        return "gold_unparseable", False, False
     if pre_status is not None:
-        return pre_status, False
-    return "ok", _accept(golds, normalize_answer(content, e_notation), rel_tol)
+        return pre_status, False, False
+    if _accept(golds, normalize_answer(content, e_notation), rel_tol):
+        return "ok", True, False
+    if joined is not None and _accept(golds, normalize_answer(joined, e_notation), rel_tol):
+        return "ok", True, True
+    return "ok", False, False
 
 
 # One pair per answer family, so the lazily imported parts of sympy and latex2sympy are loaded in the zygote and

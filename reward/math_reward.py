@@ -16,8 +16,9 @@ Public API
 ``compute_scores(solutions, ground_truths, *, extra_infos=None, timeout_s=10.0, num_workers=None, think_mode="auto",
 truncation="zero", max_box_chars=1000, max_gold_chars=2000, rel_tol=1e-4, e_notation=True) -> list[MathRewardResult]``
     Batch API for evaluation and benchmarks: one result per input, in input order. ``ground_truths[i]`` may be a
-    string or a list of acceptable strings. ``timeout_s`` is per sample, counted from when a worker starts it, so the
-    batch takes about ``len / throughput`` plus at most one ``timeout_s`` however many inputs hang.
+    string or a list of acceptable strings. ``timeout_s`` is per sample, in CPU seconds of that sample's own work
+    from when a worker starts it, so a legitimate answer's score does not depend on how busy the node is; stuck
+    inputs are moved aside and end after ``timeout_s`` of their own CPU (see ``_pool``).
 ``warmup(num_workers=None)`` starts the pool ahead of time (about 1 s of imports); ``shutdown()`` stops it (also
     done at interpreter exit).
 
@@ -26,11 +27,15 @@ content), ``status`` (see ``STATUSES``) and the 0/1 flags ``has_box``, ``truncat
 ``gold_unparseable``, which verl logs per data source. Nothing raises on any response or gold; a wrong config value
 or mismatched batch lengths raise ``ValueError``.
 
-Scoring: (1) the text after the last ``</think>`` (``think_mode``); (2) the last *complete* box, 0 without one;
-(3) a cut-off response (``extra_info`` ``truncated=True`` or ``finish_reason``/``stop_reason == "length"``, or a box
-opened after the last complete one) scores 0 under ``truncation="zero"``; (4) math-verify with the strict
-prediction config against the normalized gold (e-notation, ``$…$``), gold first; (5) a numeric match must also agree
-to ``rel_tol`` relatively (math-verify rounds to 6 absolute decimals, accepting 1/2^98 for 1/2^99).
+Scoring: (1) the text after the last ``</think>`` (``think_mode``; a ``<think>`` opened after it scores 0); (2) the
+last *complete* box, 0 without one, one sentence-final ``.``/``,`` inside it dropped; when the boxes just before
+it belong to the same answer (``\\boxed{-2} and \\boxed{1}``: ``_answer.box_group``), that multi-part answer is a
+second reading, tried when the last box alone does not match; (3) a cut-off response (``extra_info``
+``truncated=True`` or ``finish_reason``/``stop_reason == "length"``, or a box opened after the last complete one)
+scores 0 under ``truncation="zero"``; (4) math-verify with the strict prediction config against the normalized gold
+(e-notation, ``$…$``, the boxes of a multi-part gold joined into one answer, never cut to its last part), gold
+first; (5) a numeric match must also agree to ``rel_tol`` relatively (math-verify rounds to 6 absolute decimals,
+accepting 1/2^98 for 1/2^99).
 """
 
 from __future__ import annotations
@@ -44,7 +49,14 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple, TypedDict
 
 from trustrl.reward import _pool
-from trustrl.reward._answer import is_risky, last_box, normalize_gold, split_think
+from trustrl.reward._answer import (
+    box_group,
+    is_risky,
+    last_box,
+    normalize_gold,
+    split_think,
+    strip_trailing_punctuation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +67,8 @@ STATUSES = {
     "truncated": "the response was cut off (flagged in extra_info, or a box after the last one never closed)",
     "no_think_end": "a <think> block was never closed (or think_mode='require' and there is no </think>)",
     "gold_unparseable": "no gold alternative parses to a math object; score 0 (drop the example at data prep)",
-    "timeout": "scoring ran past timeout_s (worker killed, or interrupted in-worker); score 0",
+    "timeout": "scoring used timeout_s of CPU time (worker killed, or interrupted in-worker), or hit a wall-clock "
+    "cap; score 0",
     "error": "the worker crashed or the pool could not start; score 0",
 }
 # verl passes these to every custom reward function when a reward router is configured.
@@ -67,7 +80,7 @@ _MAX_LOGGED_GOLDS = 20
 class MathRewardResult(TypedDict):
     score: float  # 1.0 when acc else 0.0
     acc: bool  # the answer is equivalent to the gold
-    pred: str  # content of the last complete box ("" without one)
+    pred: str  # content of the last complete box ("" without one); the joined multi-part answer when that matched
     status: str  # a key of STATUSES
     has_box: bool  # a complete, non-empty box was found in the scored text
     truncated: bool  # a cut-off response was detected (whatever the truncation policy)
@@ -85,7 +98,8 @@ class MathRewardConfig:
     truncation: str = "zero"
     """``zero``: a cut-off response scores 0 (status ``truncated``); ``score``: score its last complete box."""
     timeout_s: float = 10.0
-    """Wall-clock budget per sample, from when a worker starts it; the worker is killed at the deadline."""
+    """CPU-time budget per sample, from when a worker starts it; the worker is killed when it is spent (wall-clock
+    caps: max(10 x timeout_s, 120 s) of running time, max(60 x timeout_s, 900 s) including time parked)."""
     num_workers: int | None = None
     """Worker processes of this process's pool (default ``$TRUSTRL_REWARD_NUM_WORKERS`` or min(4, cores))."""
     max_box_chars: int = 1000
@@ -185,7 +199,7 @@ def _prepare(solution: Any, ground_truth: Any, extra_info: Any, cfg: MathRewardC
     golds = tuple(g for g in normalized if 0 < len(g) <= cfg.max_gold_chars)
     scored = split_think(text, cfg.think_mode)
     box = last_box(scored) if scored is not None else None
-    content = box.content if box is not None and box.content else ""
+    content = strip_trailing_punctuation(box.content) if box is not None and box.content else ""
     truncated = _flagged_truncated(extra_info) or (box is not None and box.unterminated_after)
     if truncated and cfg.truncation == "zero":
         pre_status = "truncated"
@@ -197,9 +211,21 @@ def _prepare(solution: Any, ground_truth: Any, extra_info: Any, cfg: MathRewardC
         pre_status = "box_too_long"
     else:
         pre_status = None
-    payload = (pre_status, content if pre_status is None else "", golds, cfg.rel_tol, cfg.e_notation)
-    partial = {"pred": content[: cfg.max_box_chars], "has_box": bool(content), "truncated": bool(truncated)}
-    return _Prepared(payload, partial, golds, pre_status is None and is_risky(content))
+    joined = None
+    if pre_status is None:
+        group = box_group(scored)
+        if len(group) > 1:  # `\\boxed{-2} and \\boxed{1}`: the whole multi-part answer is a second reading
+            joined = ", ".join(strip_trailing_punctuation(g) for g in group)
+            joined = joined if len(joined) <= cfg.max_box_chars else None
+    payload = (pre_status, content if pre_status is None else "", golds, cfg.rel_tol, cfg.e_notation, joined)
+    partial = {
+        "pred": content[: cfg.max_box_chars],
+        "joined": joined or "",
+        "has_box": bool(content),
+        "truncated": bool(truncated),
+    }
+    risky = pre_status is None and (is_risky(content) or (joined is not None and is_risky(joined)))
+    return _Prepared(payload, partial, golds, risky)
 
 
 def _finish(partial: dict, worker_result: Mapping, golds: tuple) -> MathRewardResult:
@@ -218,7 +244,7 @@ def _finish(partial: dict, worker_result: Mapping, golds: tuple) -> MathRewardRe
     return MathRewardResult(
         score=1.0 if acc else 0.0,
         acc=acc,
-        pred=partial["pred"],
+        pred=partial["joined"] if acc and worker_result.get("joined") else partial["pred"],
         status=status,
         has_box=partial["has_box"],
         truncated=partial["truncated"],
@@ -229,7 +255,7 @@ def _finish(partial: dict, worker_result: Mapping, golds: tuple) -> MathRewardRe
 
 def _local_error(exc: BaseException) -> _Prepared:
     _warn_once(("prepare", type(exc).__name__), "trustrl math reward: could not prepare a sample: %r", exc)
-    return _Prepared(None, {"pred": "", "has_box": False, "truncated": False}, ())
+    return _Prepared(None, {"pred": "", "joined": "", "has_box": False, "truncated": False}, ())
 
 
 # ---------------------------------------------------------------------------------------------------------------

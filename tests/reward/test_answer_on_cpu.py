@@ -96,7 +96,7 @@ def test_normalize_gold_can_keep_e_notation():
         ("\\sqrt2", "\\sqrt{2}"),
         ("\\sqrt x", "\\sqrt{x}"),
         ("\\sqrt[3]{2}", "\\sqrt[3]{2}"),
-        ("4\\sqrt(2)", "4\\sqrt(2)"),  # not valid LaTeX: no repair (MATH_EVAL.md 3.3 B)
+        ("4\\sqrt(2)", "4\\sqrt(2)"),  # not valid LaTeX: no repair (reward/README.md)
         ("\\fraction", "\\fraction"),  # another control word
     ],
 )

@@ -2,7 +2,7 @@
 """The math reward: regression table, outcomes, config, and the same scores from threads, asyncio and Ray actors.
 
 Expected values are pinned to math-verify 0.9.0 / latex2sympy2_extended 1.11.0 (setup.py pins math-verify <0.10);
-where they differ from plain math-verify the row says why (MATH_EVAL.md sections 3.3 B and 4).
+where they differ from plain math-verify the row says why (reward/README.md, Pitfalls).
 """
 
 import asyncio
@@ -171,7 +171,7 @@ def test_pred_and_flags(table):
 
 
 def test_batch_api_signature_matches_config():
-    # the batch API documents every MathRewardConfig field as a keyword (issue 8 calls it with reward kwargs)
+    # the batch API documents every MathRewardConfig field as a keyword (evaluation calls it with reward kwargs)
     params = inspect.signature(compute_scores).parameters
     assert set(params) == {"solutions", "ground_truths", "extra_infos"} | set(MathRewardConfig.__annotations__)
     for name, value in vars(MathRewardConfig()).items():

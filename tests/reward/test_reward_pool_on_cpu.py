@@ -186,3 +186,67 @@ def test_a_forked_child_gets_its_own_pool():
     _, status = os.waitpid(pid, 0)
     assert os.read(read_fd, 1) == b"\x00" and os.waitstatus_to_exitcode(status) == 0
     assert compute_scores([r"\boxed{6}"], ["6"])[0]["score"] == 1.0  # the parent's pool still works
+
+
+# A legitimate answer that needs about 0.4 s of CPU on an idle core (the ellipse of Math-Verify's relation tests).
+SLOW_LEGIT = (r"\boxed{x^2/16 + y^2/12 = 1/4}", "$x^2/4 + y^2/3 = 1$")
+_BURN = (
+    "import os, sys, time\nos.sched_setaffinity(0, {int(sys.argv[1])})\n"
+    "end = time.time() + 60\nwhile time.time() < end: pass"
+)
+
+
+def test_the_budget_is_cpu_time_so_a_busy_core_does_not_change_the_score():
+    # Pin the pool and 4 CPU burners to one core: the worker gets about a fifth of it, so the answer's ~0.4 s of CPU
+    # take ~2 s of wall time, past timeout_s = 1. A wall-clock deadline scored it 0 (timeout); a CPU budget does not.
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    shutdown()
+    warmup(1)
+    pool = _pool.get_pool(1)
+    for pid in [pool.pids()["zygote"], *pool.pids()["workers"]]:
+        os.sched_setaffinity(pid, {cpu})  # the zygote's later forks inherit it
+    burners = [subprocess.Popen([sys.executable, "-c", _BURN, str(cpu)]) for _ in range(4)]
+    try:
+        time.sleep(0.3)
+        start = time.monotonic()
+        (result,) = compute_scores([SLOW_LEGIT[0]], [SLOW_LEGIT[1]], timeout_s=1.0, num_workers=1)
+        elapsed = time.monotonic() - start
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+        shutdown()
+    assert (result["status"], result["score"]) == ("ok", 1.0)
+    assert elapsed > 1.0  # it really ran past timeout_s of wall time (else the load did not bite: nothing tested)
+
+
+def test_a_stuck_input_still_ends_at_its_cpu_budget(no_soft_timeout):
+    # the CPU budget keeps the hang guarantee: a harmless-looking hog is killed after timeout_s of its own CPU
+    timeout_s = 1.5
+    warmup()
+    start = time.monotonic()
+    (result,) = compute_scores([BIG_FACTORIAL], ["7"], timeout_s=timeout_s)
+    elapsed = time.monotonic() - start
+    assert result["status"] == "timeout"
+    assert elapsed < timeout_s + 8.0  # on an idle core about timeout_s; the margin is for a loaded CI machine
+
+
+def test_budget_rules():
+    # CPU budget for every task; statically risky tasks also end at timeout_s of unparked wall time; wall caps
+    task = _pool._Task(payload=(), timeout_s=2.0, future=None)
+    risky = _pool._Task(payload=(), timeout_s=2.0, future=None, risky=True)
+    w = _pool._Worker(pid=-1, sock=None)
+    w.inflight.append(task)
+    w.start_head(100.0, 0.0)
+    w.cpu_used = 1.9
+    assert not w.over_budget(100.0 + 50.0)  # 50 s of wall time but 1.9 s of CPU: still running
+    w.cpu_used = 2.0
+    assert w.over_budget(100.5)
+    w.cpu_used = 0.0
+    assert w.over_budget(100.0 + _pool._cap_s(_pool._RUN_WALL_CAP, 2.0))  # no CPU at all: the wall cap ends it
+    w.paused_s = 500.0
+    assert not w.over_budget(100.0 + 300.0)  # parked time is not running time
+    assert w.over_budget(100.0 + _pool._cap_s(_pool._TOTAL_WALL_CAP, 2.0))  # ... but the total cap still holds
+    w.inflight[0] = risky
+    w.paused_s = 0.0
+    assert not w.over_budget(101.9) and w.over_budget(102.0)
