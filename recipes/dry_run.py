@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import functools
 import importlib.util
 import os
 import subprocess
@@ -393,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             check_launch(launch, print_config=args.print_config)
         except DryRunError as e:
-            launch_failures.append(f"{launch.label}: {e}")
+            launch_failures.append(
+                f"{launch.label}: {e}{resources.override_hint(str(e), functools.partial(compose, launch.entry, []))}"
+            )
     for failure in script_failures + launch_failures:
         print(f"[dry_run] FAILED {failure}", file=sys.stderr)
     if args.scripts:

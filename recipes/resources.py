@@ -29,11 +29,13 @@ data); the skip is printed.
 from __future__ import annotations
 
 import difflib
+import functools
 import io
 import os
+import re
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -49,6 +51,7 @@ __all__ = [
     "check_shared_storage",
     "did_you_mean",
     "dry_run_checks",
+    "override_hint",
     "preflight_resources",
     "validate_recorded",
     "unknown_keys_message",
@@ -87,6 +90,50 @@ def unknown_keys_message(section: str, unknown: Iterable[str], known: Iterable[s
     known = sorted(str(k) for k in known)
     parts = [f"{section}.{k}{did_you_mean(k, known)}" for k in unknown]
     return f"unknown key(s) {', '.join(parts)}; known keys of {section}: {known}"
+
+
+# keys of trustrl.policy_loss.quatro.QuatroPolicyLossConfig that verl's PolicyLossConfig does not have
+QUATRO_LOSS_KEYS = ("ratio_level", "log_ratio_clamp", "zero_target")
+QUATRO_LOSS_TARGET = "trustrl.policy_loss.quatro.QuatroPolicyLossConfig"
+_COULD_NOT_OVERRIDE = re.compile(r"Could not override '([^']+)'")
+_UNEXPECTED_KWARG = re.compile(r"unexpected keyword argument '(\w+)'.*?full_key: ([\w.]+)")
+
+
+def override_hint(message: str, config: DictConfig | Callable[[], DictConfig] | None = None) -> str:
+    """A hint for an unknown-key error of hydra or verl, where hydra's own (``+key=``) is the wrong fix; or ``""``.
+
+    ``ratio_level``, ``log_ratio_clamp`` and ``zero_target`` under ``actor_rollout_ref.actor.policy_loss`` need
+    QUATRO's loss config (``policy_loss._target_``); any other key gets the closest keys of its section in
+    ``config`` (the composed config, or a function returning it, e.g. the entry's base config).
+    """
+    match = _COULD_NOT_OVERRIDE.search(message)
+    if match:
+        key = match.group(1).lstrip("+~")
+    else:
+        match = _UNEXPECTED_KWARG.search(message)
+        if not match:
+            return ""
+        key = f"{match.group(2)}.{match.group(1)}"
+    parent, _, leaf = key.rpartition(".")
+    if leaf in QUATRO_LOSS_KEYS and parent.endswith("policy_loss"):
+        return (
+            f" Hint: {leaf} is a key of QUATRO's policy-loss config, not of verl's PolicyLossConfig: set "
+            f"{parent}._target_={QUATRO_LOSS_TARGET} together with +{key}=<value> (the '+' adds the key to verl's "
+            "yaml, the _target_ makes verl build the config class that has it), or use the QUATRO entry point "
+            "python -m trustrl.recipes.quatro.main, whose config has both."
+        )
+    if config is None or not parent:
+        return ""
+    try:
+        node = OmegaConf.select(config() if callable(config) else config, parent)
+    except Exception:  # the hint is best effort; the original error stands
+        return ""
+    if not isinstance(node, DictConfig):
+        return ""
+    close = did_you_mean(leaf, node.keys())
+    if not close:
+        return ""
+    return f" Hint: {parent} has no key {leaf!r}{close}; a '+' would add a key verl rejects or never reads."
 
 
 # ---------------------------------------------------------------------------------------------- local paths
@@ -415,7 +462,7 @@ def validate_recorded(record_dir: str | Path, out: TextIO = sys.stdout) -> int:
     Used by ``trustrl_sweep`` (``scripts/train/common.sh``) to validate every point of a sweep before the first one
     starts: hydra composition, verl's dataclasses, our validators and the local paths of each point.
     """
-    from trustrl.recipes.dry_run import DryRunError, Launch, check_launch
+    from trustrl.recipes.dry_run import DryRunError, Launch, check_launch, compose
 
     files = sorted(Path(record_dir).glob("launch_*"), key=lambda p: int(p.name.split("_")[1]))
     if not files:
@@ -430,7 +477,7 @@ def validate_recorded(record_dir: str | Path, out: TextIO = sys.stdout) -> int:
             if _paths_enabled():
                 check_local_paths(config)
         except (DryRunError, ResourceError) as e:
-            failures.append(f"{launch.label}: {e}")
+            failures.append(f"{launch.label}: {e}{override_hint(str(e), functools.partial(compose, launch.entry, []))}")
     for failure in failures:
         print(f"[trustrl] FAILED {failure}", file=sys.stderr)
     print(f"[trustrl] {len(files) - len(failures)} of {len(files)} points passed validation", file=out)
@@ -453,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         preflight_resources(compose(args.entry, args.overrides))
     except (DryRunError, ResourceError) as e:
-        print(f"[trustrl] {e}", file=sys.stderr)
+        print(f"[trustrl] {e}{override_hint(str(e), functools.partial(compose, args.entry, []))}", file=sys.stderr)
         return 2
     return 0
 

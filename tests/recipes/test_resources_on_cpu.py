@@ -171,3 +171,24 @@ def test_node_probe_reads_the_token(tmp_path):
     out = resources._node_probe([str(token)], str(tmp_path / "m"), str(token), "abc")
     # the model folder has no config.json
     assert out["token_seen"] and out["missing"] == [str(tmp_path / "m" / "config.json")]
+
+
+def test_override_hint_for_quatro_loss_keys_and_typos():
+    hydra = (
+        "Could not override 'actor_rollout_ref.actor.policy_loss.ratio_level'. To append to your config use "
+        "+actor_rollout_ref.actor.policy_loss.ratio_level=seq"
+    )
+    hint = resources.override_hint(hydra)
+    assert "policy_loss._target_=trustrl.policy_loss.quatro.QuatroPolicyLossConfig" in hint
+    assert "+actor_rollout_ref.actor.policy_loss.ratio_level=<value>" in hint
+    # the same key added with '+': verl's dataclass rejects it
+    verl = (
+        "Error in call to target 'verl.workers.config.actor.PolicyLossConfig': TypeError(\"PolicyLossConfig.__init__()"
+        " got an unexpected keyword argument 'zero_target'\") full_key: actor_rollout_ref.actor.policy_loss"
+    )
+    assert "_target_=" in resources.override_hint(verl)
+    config = OmegaConf.create({"actor_rollout_ref": {"actor": {"ppo_mini_batch_size": 1, "clip_ratio": 0.2}}})
+    typo = "Could not override 'actor_rollout_ref.actor.ppo_mini_batch_sizee'. To append to your config use +..."
+    assert "did you mean 'ppo_mini_batch_size'" in resources.override_hint(typo, lambda: config)
+    assert resources.override_hint("Could not override 'actor_rollout_ref.actor.zzzz'", config) == ""
+    assert resources.override_hint("some other error", config) == ""
