@@ -55,7 +55,7 @@ class RunSpec:
     # Module run with `python -m`; default ENTRY[algo] (stock verl for grpo and quatro).
     entry: str | None = None
     # Rollout backend: verl's own vLLM rollout on vLLM's CPU build, or the Hugging Face generate() server.
-    rollout: str = "hf_cpu"
+    rollout: str = "vllm"
     # Sample every response to response_length (vLLM's ignore_eos): long sequences from a tiny model.
     ignore_eos: bool = False
     # Extra environment of the trainer and every process it starts (Ray workers, the vLLM server).
@@ -185,8 +185,10 @@ class RunResult:
     command: list[str]
     # Session of the trainer process (started with start_new_session): Ray's raylet, GCS and workers inherit it.
     session_id: int = -1
-    # Shared-memory segments and vLLM temporary files the run left behind (found and removed by run()).
+    # Shared-memory segments and vLLM temporary files the run left behind: removed by run(), and those it kept
+    # because a live process still held them.
     leaked_shm: list[str] = field(default_factory=list)
+    shm_in_use: list[str] = field(default_factory=list)
 
     @property
     def weight_syncs(self) -> list[tuple[int, float]]:
@@ -234,12 +236,20 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
             proc.wait(timeout=max(1.0, timeout_s - (time.monotonic() - start)))
         finally:
             _stop(proc)
-            leaked = remove_leaked_shm(shm_before)
+            _wait_session_gone(proc.pid)
+            leaked, in_use = remove_leaked_shm(shm_before)
     log = "".join(lines)
     (workdir / "train.log").write_text(log)
     metrics = read_metrics(workdir / "metrics.jsonl")
     return RunResult(
-        proc.returncode, time.monotonic() - start, log, metrics, cmd, session_id=proc.pid, leaked_shm=leaked
+        proc.returncode,
+        time.monotonic() - start,
+        log,
+        metrics,
+        cmd,
+        session_id=proc.pid,
+        leaked_shm=leaked,
+        shm_in_use=in_use,
     )
 
 
@@ -248,6 +258,26 @@ def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool =
 # multiprocessing message queues). Even clean runs left a couple of sparse `psm_*` segments of ~200 MB apparent size.
 SHM_DIRS = (Path("/dev/shm"), Path("/tmp"))
 SHM_PREFIXES = ("psm_", "vllm_dist_")
+
+
+def _wait_session_gone(session_id: int, timeout_s: float = 20.0) -> None:
+    """Wait until the processes of the trainer's session (Ray's workers, vLLM's engine) have exited."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _session_of(p) == session_id]
+        if not alive:
+            return
+        time.sleep(0.5)
+
+
+def _session_of(proc: Path) -> int:
+    try:
+        stat = (proc / "stat").read_text()
+    except OSError:
+        return -1
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # fields after the command: state, ppid, pgrp, session, ...; a zombie is already dead
+    return -1 if fields[0] == "Z" else int(fields[3])
 
 
 def shm_entries() -> set[Path]:
@@ -272,15 +302,16 @@ def _open_paths() -> set[str]:
     return used
 
 
-def remove_leaked_shm(before: set[Path]) -> list[str]:
-    """Remove the segments created since ``before`` that no live process uses; returns what was removed."""
+def remove_leaked_shm(before: set[Path]) -> tuple[list[str], list[str]]:
+    """Remove the entries created since ``before`` that no live process uses; returns (removed, kept: in use)."""
     new = shm_entries() - before
     if not new:
-        return []
+        return [], []
     used = _open_paths()
-    removed = []
+    removed, kept = [], []
     for path in sorted(new):
         if str(path) in used:
+            kept.append(str(path))
             continue
         try:
             if path.is_dir():
@@ -292,7 +323,7 @@ def remove_leaked_shm(before: set[Path]) -> list[str]:
             removed.append(str(path))
         except FileNotFoundError:
             continue
-    return removed
+    return removed, kept
 
 
 _MARKERS = re.compile(r"\[(?:hf_cpu|vllm_cpu)\]")

@@ -13,11 +13,13 @@ fit verl's hybrid engine; each is answered by a subclass registered through verl
    fails in vLLM's ``linear.py`` line 1338 (``'Parameter' object has no attribute 'weight_loader'``).
    :class:`CPUWorkerExtension` turns vLLM's oneDNN switch (``vllm._custom_ops._supports_onednn``) off inside the vLLM
    worker process before the model loads, so the dispatch keeps the live weight and uses ``torch.nn.functional.linear``
-   (``utils.py`` line 566). It reaches the worker as verl's ``worker_extension_cls``: :class:`CPUvLLMHttpServer`
-   overrides ``vLLMHttpServer._get_worker_extension_cls`` (verl ``vllm_async_server.py`` line 1273) and
-   :class:`CPUvLLMReplica` sets its ``server_class`` (the attribute verl's ``vLLMReplica.__init__`` sets at line
-   1334). The replica is registered under verl's own name ``vllm`` in ``RolloutReplicaRegistry`` (verl
-   ``workers/rollout/replica.py`` line 318) by :mod:`trustrl.recipes.cpu.registration`.
+   (``utils.py`` lines 565-567). The rollout must run in float32 for this: in bfloat16 on CPUs with AMX, the
+   SGL-kernel branch of the same dispatch (``utils.py`` lines 426-432, 530-545) packs the weight away too. The
+   extension reaches the worker as verl's ``worker_extension_cls``: :class:`CPUvLLMHttpServer` overrides
+   ``vLLMHttpServer._get_worker_extension_cls`` (verl ``vllm_async_server.py`` line 1273) and :class:`CPUvLLMReplica`
+   sets its ``server_class`` (the attribute verl's ``vLLMReplica.__init__`` sets at line 1334). The replica is
+   registered under verl's own name ``vllm`` in ``RolloutReplicaRegistry`` (verl ``workers/rollout/replica.py``
+   line 318) by :mod:`trustrl.recipes.cpu.registration`.
 2. **No sleep mode.** vLLM's CPU platform rejects ``enable_sleep_mode`` (vllm ``config/model.py`` lines 615-616,
    "Sleep mode is not supported on current platform"), which verl turns on by default (verl
    ``workers/config/rollout.py`` line 268); with sleep mode off, verl's ``free_cache_engine`` (line 190) would send
@@ -27,7 +29,9 @@ fit verl's hybrid engine; each is answered by a subclass registered through verl
 The CPU worker extension also prints the served model's parameter checksum after every weight sync
 (``[vllm_cpu] weights v<k> checksum=<c>``): the end-to-end tests read it to prove that synced weights reach the
 generator. ``TRUSTRL_CPU_DROP_WEIGHT_SYNCS=1`` (a negative control for those tests) makes every sync after the first
-drain the weight stream without loading it, as a broken sync would.
+drain the weight stream without loading it, as a broken sync would. ``TRUSTRL_CPU_REQUEST_LOG=<file>`` appends one
+JSON line per generate request to the server (prompt length, the caller's ``max_tokens``, tokens generated), so a test
+can see which rows reached vLLM and with which budget.
 
 These are internals of two pinned releases (verl 0.9.1, vllm-cpu 0.30.0): :func:`check_internals` fails with the
 pinned versions named when any of them moved. Importing this module imports vLLM, so the registration loads it
@@ -37,10 +41,12 @@ lazily, only when verl builds a vLLM replica.
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import os
 
 PINNED = {"verl": "0.9.1", "vllm-cpu": "0.30.0"}
 DROP_SYNCS_ENV = "TRUSTRL_CPU_DROP_WEIGHT_SYNCS"
+REQUEST_LOG_ENV = "TRUSTRL_CPU_REQUEST_LOG"
 CHECKSUM_TAG = "[vllm_cpu] weights"
 
 
@@ -148,6 +154,11 @@ class CPUvLLMHttpServer(vLLMHttpServer):
 
     def _validate_configs(self) -> None:
         super()._validate_configs()
+        if self.config.dtype != "float32":
+            raise ValueError(
+                f"actor_rollout_ref.rollout.dtype={self.config.dtype}: the CPU tier's vLLM rollout needs float32, so "
+                "that vLLM keeps linear weights loadable for verl's weight sync (trustrl.recipes.cpu.vllm_cpu)"
+            )
         on = [key for key in ("enable_sleep_mode", "free_cache_engine") if getattr(self.config, key)]
         if on:
             raise ValueError(
@@ -158,6 +169,18 @@ class CPUvLLMHttpServer(vLLMHttpServer):
 
     def _get_worker_extension_cls(self) -> str:
         return f"{CPUWorkerExtension.__module__}.{CPUWorkerExtension.__qualname__}"
+
+    async def generate(self, prompt_ids, sampling_params, request_id, *args, **kwargs):
+        path = os.environ.get(REQUEST_LOG_ENV)
+        asked = sampling_params.get("max_tokens")  # verl's generate pops it
+        out = await super().generate(prompt_ids, sampling_params, request_id, *args, **kwargs)
+        if path:
+            row = {"prompt_len": len(prompt_ids), "max_tokens": asked, "generated": len(out.token_ids)}
+            row["global_steps"] = (out.extra_fields or {}).get("global_steps")
+            row["stop_reason"] = out.stop_reason
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        return out
 
 
 class CPUvLLMReplica(vLLMReplica):

