@@ -2,13 +2,20 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 # TRAPO on Qwen2.5-Math-1.5B: the cheap variant of run_trapo_qwen2.5_math_7b.sh (same algorithm, data and batch, 4 GPUs).
 # The paper's main run (arXiv:2512.17636 Table 1) = the "+ TrSFT" row of the ablation (run_trapo_ablation_*.sh).
-# Official code (Su-my/TRAPO exp_scripts/train_trapo.sh) where paper and code differ (recipes/trapo/README.md):
-#   micro-group preset official_code (ratios 0, 0.25, 0.5, 1.0; thresholds 2/4, 4/6, 7/7), lr 1e-6, alpha 0.1,
-#   one mini-batch per step, entropy bonus 0.001, no KL; the paper's batch of 128 prompts (the code's 8 is per-GPU
-#   bookkeeping); MICRO_GROUP_PRESET=paper switches to the paper's (0, 0.2, 0.5, 1.0; 0.5, 0.7, 0.9).
+# TRAPO_PRESET as in run_trapo_qwen2.5_math_7b.sh (recipes/trapo/README.md, "Paper or official code"):
+#   official_code (default): https://github.com/Su-my/TRAPO exp_scripts/train_trapo.sh: 8 prompts per step
+#     (data.train_batch_size=8, the official DataLoader's batch), one optimizer step per step, lr 1e-6, micro-groups
+#     official_code (ratios 0, 0.25, 0.5, 1.0; thresholds 2/4, 4/6, 7/7); the official code ran the 7B model only
+#   paper: arXiv:2512.17636 as its setup is quoted: 128 prompts, lr 5e-6, micro-groups paper (0, 0.2, 0.5, 1.0;
+#     0.5, 0.7, 0.9); one optimizer step per step assumed (not stated)
+#   both: alpha 0.1, entropy bonus 0.001, no KL. MICRO_GROUP_PRESET overrides the micro-group rule alone.
 # MODEL_PATH must hold a 16k-context copy of the model (config.json: max_position_embeddings=16384, rope_theta=40000,
-# the 1.5B counterpart of LUFFY/TRAPO's 7B "16k-think" copy): 1024 + 8192 tokens do not fit the stock 4096 context.
+# the 1.5B counterpart of LUFFY/TRAPO's 7B "16k-think" copy): 1024 + 8192 tokens do not fit the stock 4096 context
+# (the launch and DRY_RUN=1 refuse such a model, trustrl.recipes.preflight).
 # Data: python scripts/data/prepare.py openr1_46k --out-dir data/train --second-traces --drop-invalid
+#   --max-trace-tokens 8191 --tokenizer "${MODEL_PATH}"
+# (expert traces must fit the response budget: 8192 tokens = 8191 + EOS; any that reach training are cut and
+# counted in rollout/trapo/trace_cut_share)
 set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
 
 # Experiment
@@ -23,13 +30,16 @@ sft_coef=1.0
 rl_loss_mode=vanilla
 loss_agg_mode=seq-mean-token-sum-norm
 entropy_coeff=0.001
-micro_group_preset=${MICRO_GROUP_PRESET:-official_code}
 
-# Batch: B prompts x G = 8 = 4 + 2 + 1 + 1 trajectories, one optimizer step per rollout batch (official)
-train_prompt_bsz=128
+# Batch and optimizer: B prompts x G = 8 = 4 + 2 + 1 + 1 trajectories, one optimizer step per rollout batch
+TRAPO_PRESET=${TRAPO_PRESET:-official_code}
+case "${TRAPO_PRESET}" in
+  official_code) train_prompt_bsz=8 train_prompt_mini_bsz=8 lr=1e-6 micro_group_preset=official_code ;;
+  paper) train_prompt_bsz=128 train_prompt_mini_bsz=128 lr=5e-6 micro_group_preset=paper ;;
+  *) echo "TRAPO_PRESET must be official_code or paper, got '${TRAPO_PRESET}'" >&2; exit 2 ;;
+esac
+micro_group_preset=${MICRO_GROUP_PRESET:-${micro_group_preset}}
 n_resp_per_prompt=8
-train_prompt_mini_bsz=128
-lr=1e-6
 total_training_steps=500
 
 # Lengths (official: 1024 / 8192)
