@@ -294,7 +294,8 @@ def test_entry_point_validates_before_ray(monkeypatch):
     import trustrl.recipes.runner as runner
 
     calls = []
-    monkeypatch.setenv("CHECK_PATHS", "0")  # the composed default config names verl's example data, absent here
+    # the resource check (paths, GPUs) has its own tests; the composed default config names verl's example data
+    monkeypatch.setattr(runner, "preflight_resources", lambda config: None)
     monkeypatch.setattr(runner, "run_ppo", lambda config, task_runner_class: calls.append(task_runner_class))
     # a bad TRAPO key fails before verl's run_ppo (the first Ray call) and before verl's own checks
     monkeypatch.setattr(runner, "validate_config", lambda **kw: calls.append("validate_config"))
