@@ -3,7 +3,8 @@
 
 verl's ``file`` logger (``trainer.logger=[...,file]``) writes one JSON line per step, ``{"step": s, "data": {...}}``,
 to ``$VERL_FILE_LOGGER_PATH`` or else ``<VERL_FILE_LOGGER_ROOT or .>/<project_name>/<experiment_name>.jsonl``.
-``RUN`` is such a file or a folder holding one (``metrics.jsonl`` first, else the only ``*.jsonl`` below it);
+``RUN`` is such a file or a folder holding one (``metrics.jsonl`` first, then the ``metrics_<time>.jsonl`` files the
+launch scripts write next to the checkpoints, one per launch of a resumed run, else the only ``*.jsonl`` below it);
 several ``RUN`` arguments are drawn on the same axes, one line per run.
 
 The figure is a grid of panels with plain titles: reward, policy entropy, response length and gradient norm for
@@ -111,7 +112,8 @@ _VAL_PREFIX = "val-core/"
 
 
 def resolve_log(path: str | Path) -> Path:
-    """The JSON-lines file of ``path``: the file itself, or ``metrics.jsonl`` / the only ``*.jsonl`` in a folder."""
+    """The log of ``path``: the file itself; in a folder ``metrics.jsonl``, the folder itself when it holds several
+    ``metrics_*.jsonl`` launches of one run (read together by :func:`read_file_log`), else the only ``*.jsonl``."""
     path = Path(path)
     if path.is_file():
         return path
@@ -119,6 +121,9 @@ def resolve_log(path: str | Path) -> Path:
         raise FileNotFoundError(f"{path}: no such file or folder (give verl's file-logger .jsonl or its run folder)")
     if (path / "metrics.jsonl").is_file():
         return path / "metrics.jsonl"
+    segments = sorted(path.glob("metrics_*.jsonl"))
+    if segments:
+        return segments[-1] if len(segments) == 1 else path
     found = sorted(path.rglob("*.jsonl"))
     if len(found) == 1:
         return found[0]
@@ -134,10 +139,15 @@ def resolve_log(path: str | Path) -> Path:
 def read_file_log(path: str | Path) -> list[dict[str, Any]]:
     """Per-step dicts ``{"step": s, **data}`` of a verl file-logger file (or run folder), in file order.
 
-    Lines that are not JSON (a run killed mid-write leaves a partial last line) are skipped and counted on stderr.
-    Rows already flat (``{"step": s, key: value}``) are accepted as they are.
+    A folder with several ``metrics_<time>.jsonl`` files (one per launch, as ``scripts/train/common.sh`` writes them
+    next to the checkpoints) is one run resumed: the files are read in name order, and a step logged again after
+    a resume replaces the earlier record (see :func:`_series`). Lines that are not JSON (a run killed mid-write
+    leaves a partial last line) are skipped and counted on stderr. Rows already flat (``{"step": s, key: value}``)
+    are accepted as they are.
     """
     path = resolve_log(path)
+    if path.is_dir():
+        return [row for segment in sorted(path.glob("metrics_*.jsonl")) for row in read_file_log(segment)]
     rows, bad = [], []
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():

@@ -114,3 +114,14 @@ def test_cli_two_runs_and_errors(tmp_path, capsys):
     assert "a: 6 steps, b: 4 steps" in capsys.readouterr().out
     assert curves.main([str(tmp_path / "nope.jsonl"), "--out", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_resumed_run_is_read_across_its_launch_files(tmp_path):
+    """scripts/train writes one metrics_<time>.jsonl per launch; a resume re-logs from its checkpoint step."""
+    _write_log(tmp_path / "metrics_20260101T000000.jsonl", [(1, {"a": 1.0}), (2, {"a": 2.0}), (3, {"a": 9.0})])
+    # the run was killed after step 3 and resumed from the step-2 checkpoint: step 3 is trained again
+    _write_log(tmp_path / "metrics_20260101T010000.jsonl", [(3, {"a": 3.0}), (4, {"a": 4.0})])
+    assert curves.resolve_log(tmp_path) == tmp_path
+    rows = curves.read_file_log(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2, 3, 3, 4]
+    assert curves._series(rows, "a") == ([1, 2, 3, 4], [1.0, 2.0, 3.0, 4.0])
