@@ -1,7 +1,7 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 r"""Text helpers shared by the dataset builders: boxed answers, gold normalization, think content, dedup keys.
 
-Gold normalization (MATH_EVAL.md section 0.4) is deliberately small and only fixes forms that math-verify
+Gold normalization is deliberately small and only fixes forms that math-verify
 misreads:
 
 * ``$...$`` delimiters are removed (OlympiadBench stores ``$\frac{1}{2}$``);
@@ -48,6 +48,24 @@ def last_boxed(text: str) -> str | None:
         if depth == 0:
             return text[i + 1 : j]
     return None  # unterminated: a truncated box is no answer
+
+
+def solution_gold(solution: str) -> tuple[str | None, int]:
+    r"""The gold of a worked solution and the number of boxes it joins: its final boxed answer, with the boxes before
+    the last one that belong to the same answer (``trustrl.reward._answer.box_group``, math-verify's rule), so a
+    multi-part answer is never cut to its last part. None when there is no complete box.
+
+    >>> solution_gold(r"The roots are $\boxed{1}$ and $\boxed{-2}$.")
+    ('1, -2', 2)
+    >>> solution_gold(r"so \boxed{3}. Earlier we guessed \boxed{5} but the final answer is \boxed{3}")
+    ('3', 1)
+    """
+    from trustrl.reward._answer import box_group, strip_trailing_punctuation
+
+    group = box_group(solution)
+    if group:
+        return normalize_gold(", ".join(strip_trailing_punctuation(g) for g in group)), len(group)
+    return normalize_gold(last_boxed(solution)), 1
 
 
 def e_notation_to_latex(text: str) -> str:

@@ -86,8 +86,8 @@ def _load_local(path: Path, columns: Sequence[str] | None) -> Records:
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise SourceError(f"{path}: a .json source must hold a list of objects or {{'data': [objects]}}")
+        if not isinstance(data, list):  # rows that are not objects are reported one by one (row_not_object)
+            raise SourceError(f"{path}: a .json source must hold a list of rows or {{'data': [rows]}}")
         return Records.from_list(data, str(path))
     raise SourceError(f"{path}: unsupported file type {path.suffix!r}; use one of {LOCAL_SUFFIXES}")
 
@@ -127,7 +127,7 @@ def has_path(row: dict, dotted: str) -> bool:
 
 
 def row_schema():
-    """The Arrow schema of every file we write (VERL.md section 6 plus our ``extra_info`` keys).
+    """The Arrow schema of every file we write: verl's RL dataset row plus our ``extra_info`` keys (see README.md).
 
     One explicit schema for train and eval files alike, so verl can concatenate any of them (an inferred
     schema would type an all-empty ``expert_solutions`` column as ``list<null>``).

@@ -5,9 +5,11 @@ Every spec names its fields by *candidates* (first one present in the data wins)
 the hub set and the common mirrors (Qwen2.5-Math ``evaluation/data/*.jsonl``, ``math-ai/*``). A field the
 data names differently is passed as an override: ``problem=question`` (``--field`` on the command line).
 
-Builders never raise on bad *content* (empty problem, unparseable gold, unfinished trace): they record an
-issue on the Problem and validation reports it by id. They raise :class:`SchemaError` on bad *structure*
-(a required field missing), naming the row, the field, the candidates tried and the keys the row has.
+Builders never raise on bad *content* (empty problem, unparseable gold, unfinished trace) or on one bad *row*
+(a JSON line that is not an object, a later row without a required field): they record an issue on the Problem
+and validation reports it by id, so ``--drop-invalid`` writes the rest. They raise :class:`SchemaError` when the
+first row lacks a required field (the source's structure is not what the spec expects), naming the field, the
+candidates tried, the keys the row has and the fix.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .answers import extract_think, last_boxed, normalize_gold
+from .answers import extract_think, normalize_gold, solution_gold
 from .io import Records, get_path, has_path
 from .openr1 import acceptable_traces
 from .templates import PLACEHOLDER, TEMPLATES
@@ -43,6 +45,7 @@ class Problem:
     issues: list[tuple[str, str]] = field(default_factory=list)
     level: int | None = None
     uuid: str | None = None
+    gold_parts: int = 1  # boxes joined into the gold of a worked solution (a multi-part answer when > 1)
 
 
 Builder = Callable[[str, Mapping[str, Any], int], Problem]
@@ -54,7 +57,7 @@ class DatasetSpec:
 
     ``fields`` maps each logical field to candidate (dotted) paths; ``optional`` fields may be absent from the
     data, and ``any_of`` groups need at least one member present. ``eval_n`` is the number of samples per
-    problem in the LUFFY/TRAPO protocol (MATH_EVAL.md section 2.1): 32 for AIME/AMC (avg@32), 1 otherwise.
+    problem in the LUFFY/TRAPO protocol (recipes/eval/README.md, presets): 32 for AIME/AMC (avg@32), 1 otherwise.
     """
 
     name: str
@@ -100,6 +103,14 @@ def resolve_fields(spec: DatasetSpec, row: Mapping[str, Any], overrides: Mapping
     return resolved
 
 
+# issues that make the rest of a row meaningless: validation reports only them for that row
+ROW_ISSUES = frozenset({"row_not_object", "missing_field"})
+
+
+def _bad_row(spec: DatasetSpec, position: int, code: str, detail: str) -> Problem:
+    return Problem(f"{spec.name}/{position}", "", None, issues=[(code, detail)])
+
+
 def iter_problems(
     spec: DatasetSpec,
     records: Records,
@@ -108,26 +119,41 @@ def iter_problems(
     limit: int | None = None,
     progress: bool = True,
 ) -> Iterator[Problem]:
-    """Yield a Problem for every row of ``records`` (the first ``limit`` rows when given), with a progress bar."""
+    """Yield a Problem for every row of ``records`` (the first ``limit`` rows when given), with a progress bar.
+
+    Fields are resolved on the first row that is an object. A row that is not an object (a JSONL line ``null`` or
+    ``5``) or lacks a required field the first row has becomes a Problem with the issue ``row_not_object`` /
+    ``missing_field`` (id ``<dataset>/<position>``); a later row without an optional field gets None for it.
+    """
     from tqdm.auto import tqdm
 
     total = len(records) if limit is None else min(limit, len(records))
     resolved = None
     rows = tqdm(itertools.islice(records, total), total=total, desc=f"{spec.name}: reading", disable=not progress)
     for position, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            detail = f"row {position} of {records.origin} is {repr(row)[:60]}, not an object"
+            yield _bad_row(spec, position, "row_not_object", detail)
+            continue
         resolved = resolved or resolve_fields(spec, row, overrides)
-        values = {}
+        values, missing = {}, []
         for name, path in resolved.items():
-            if path is None:
-                values[name] = None
-                continue
-            try:
-                values[name] = get_path(row, path)
-            except KeyError:
-                raise SchemaError(
-                    f"{spec.name}: row {position} of {records.origin} has no {path!r} field although the first "
-                    f"row has it (row keys: {sorted(row)}); fix the row or remove it."
-                ) from None
+            values[name] = None
+            if path is not None:
+                try:
+                    values[name] = get_path(row, path)
+                except KeyError:
+                    if name not in spec.optional:
+                        missing.append(path)
+        if missing:
+            yield _bad_row(
+                spec,
+                position,
+                "missing_field",
+                f"row {position} of {records.origin} has no {missing} field although the first row has it "
+                f"(row keys: {sorted(map(str, row))}); fix the row or drop it (--drop-invalid)",
+            )
+            continue
         yield spec.build(spec.name, values, position)
 
 
@@ -139,13 +165,37 @@ def build_problems(spec: DatasetSpec, records: Records, overrides=None, *, limit
 # ------------------------------------------------------------------------------------------------- builders
 
 
-def _first(value):
-    """First element of a list-valued answer (OlympiadBench ``final_answer``, lkevinzc ``answer``)."""
+def gold_value(value) -> tuple[str | None, tuple[str, str] | None]:
+    """The normalized gold of an answer field, or None with the issue that keeps it from being one.
+
+    Strings and numbers are normalized (:func:`~.answers.normalize_gold`). A one-element list (OlympiadBench
+    ``final_answer``) is its element; a longer list is accepted only when every element normalizes to the same
+    gold, else it is ``gold_list`` (nothing is picked silently). An object or a boolean is ``gold_not_scalar``.
+    """
+    if hasattr(value, "tolist"):  # numpy arrays and scalars from parquet
+        value = value.tolist()
     if isinstance(value, list | tuple):
-        return value[0] if value else None
-    if hasattr(value, "tolist"):  # numpy arrays from parquet
-        return _first(value.tolist())
-    return value
+        golds = []
+        for item in value:
+            gold, issue = gold_value(item)
+            if issue is not None:
+                return None, issue
+            golds.append(gold)
+        distinct = list(dict.fromkeys(g for g in golds if g is not None))
+        if len(distinct) > 1:
+            return None, (
+                "gold_list",
+                f"the answer is a list of {len(distinct)} different values {distinct[:4]}; the row's gold must be "
+                "one answer: fix the row, or drop it (--drop-invalid)",
+            )
+        return (distinct[0] if distinct else None), None
+    if isinstance(value, Mapping) or isinstance(value, bool):
+        return None, (
+            "gold_not_scalar",
+            f"the answer is {type(value).__name__} {repr(value)[:60]}, not a string or number; name the key that "
+            "holds it (--field answer=<key>, dotted for nested keys) or drop the row (--drop-invalid)",
+        )
+    return normalize_gold(value), None
 
 
 def _text(value) -> str:
@@ -157,30 +207,44 @@ def _problem_id(name: str, raw_id, position: int) -> str:
     return f"{name}/{raw if raw else position}"
 
 
-def _problem(name, values, position, gold, *, gold_from="the answer field", **kw) -> Problem:
+def _problem(name, values, position, gold, *, gold_from="the answer field", issue=None, **kw) -> Problem:
     p = Problem(_problem_id(name, values.get("id"), position), _text(values["problem"]), gold, **kw)
-    if gold is None:
+    if issue is not None:
+        p.issues.append(issue)
+    elif gold is None:
         p.issues.append(("missing_gold", f"no gold answer in {gold_from}"))
+    return p
+
+
+def _answer_problem(name, values, position, **kw) -> Problem:
+    gold, issue = gold_value(values["answer"])
+    return _problem(name, values, position, gold, issue=issue, **kw)
+
+
+def _solution_problem(name, values, position, solution) -> Problem:
+    """Gold = the final boxed answer of a worked solution, the boxes of a multi-part answer joined
+    (:func:`~.answers.solution_gold`); how many boxes were joined is kept in ``gold_parts`` for the report."""
+    gold, parts = solution_gold(_text(solution))
+    p = _problem(name, values, position, gold, gold_from="the last \\boxed{} of the solution")
+    p.gold_parts = parts
     return p
 
 
 def build_answer_row(name, values, position) -> Problem:
     """Benchmarks with a problem and a final-answer field (AIME, AMC, MATH-500, OlympiadBench)."""
-    return _problem(name, values, position, normalize_gold(_first(values["answer"])))
+    return _answer_problem(name, values, position)
 
 
 def build_minerva(name, values, position) -> Problem:
-    """Minerva Math: an ``answer`` field (math-ai/minervamath), else the last box of ``solution`` (Qwen jsonl)."""
+    """Minerva Math: an ``answer`` field (math-ai/minervamath), else the final box of ``solution`` (Qwen jsonl)."""
     if values.get("answer") is not None:
-        return _problem(name, values, position, normalize_gold(_first(values["answer"])))
-    gold = normalize_gold(last_boxed(_text(values.get("solution"))))
-    return _problem(name, values, position, gold, gold_from="the last \\boxed{} of the solution")
+        return _answer_problem(name, values, position)
+    return _solution_problem(name, values, position, values.get("solution"))
 
 
 def build_math_train(name, values, position) -> Problem:
-    r"""MATH (lighteval): gold = last ``\boxed{}`` of the worked solution; ``level`` parsed from ``Level 3``."""
-    gold = normalize_gold(last_boxed(_text(values["solution"])))
-    p = _problem(name, values, position, gold, gold_from="the last \\boxed{} of the solution")
+    r"""MATH (lighteval): gold = final boxed answer of the worked solution; ``level`` parsed from ``Level 3``."""
+    p = _solution_problem(name, values, position, values["solution"])
     match = re.search(r"\d+", _text(values.get("level")))
     p.level = int(match.group()) if match else None
     return p
@@ -221,7 +285,7 @@ def build_dapo(name, values, position) -> Problem:
         else:
             issues.append(("prompt_not_dapo_template", "user turn does not follow the DAPO template"))
     values = {**values, "problem": content}
-    p = _problem(name, values, position, normalize_gold(_first(values["answer"])))
+    p = _answer_problem(name, values, position)
     p.issues += issues
     return p
 
@@ -250,7 +314,7 @@ def build_openr1_46k(name, values, position) -> Problem:
     """OpenR1-Math-46k-8192 (LUFFY format): problem = last user turn, expert = think content of ``target``."""
     values = {**values, "problem": _last_user_turn(values["problem"])}
     traces, issues = traces_from_target(values["target"])
-    p = _problem(name, values, position, normalize_gold(_first(values["answer"])), expert_solutions=traces)
+    p = _answer_problem(name, values, position, expert_solutions=traces)
     p.issues += issues
     p.uuid = _text(values.get("uuid")) or None
     return p
@@ -259,7 +323,7 @@ def build_openr1_46k(name, values, position) -> Problem:
 def build_openr1_220k(name, values, position) -> Problem:
     """OpenR1-Math-220k: every acceptable R1 generation (:mod:`.openr1`) becomes an expert trace."""
     traces = list(acceptable_traces(values))
-    p = _problem(name, values, position, normalize_gold(_first(values["answer"])), expert_solutions=traces)
+    p = _answer_problem(name, values, position, expert_solutions=traces)
     p.uuid = _text(values.get("uuid")) or None
     return p
 

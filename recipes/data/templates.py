@@ -2,7 +2,8 @@
 r"""Prompt templates: how a raw problem becomes verl's ``prompt`` chat list.
 
 The default, ``qwen_boxed``, is the template TRAPO trains with and the "simplerl" template LUFFY/TRAPO evaluate
-with (TRAPO.md section 6; MATH_EVAL.md section 1.2): system ``You are a helpful assistant.``, user
+with (https://github.com/ElliottYan/LUFFY, ``eval_scripts/generate_vllm.py``): system ``You are a helpful
+assistant.``, user
 ``{problem}\nPlease reason step by step, and put your final answer within \boxed{}.``
 
 The problem is substituted with ``str.replace("{problem}", ...)``, never ``str.format``: problems and

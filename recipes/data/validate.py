@@ -7,10 +7,16 @@ Checks, in order (``code``: meaning):
 * builder issues: ``missing_gold`` (no answer / no ``\boxed{}`` in the solution), ``prompt_not_dapo_template``,
   ``expert_trace_incomplete`` (a trace without ``</think>``);
 * ``gold_unparseable`` / ``gold_not_self_verifying``: the gold, written as a model answer ``\boxed{gold}``, must
-  score 1.0 against itself under ``trustrl.reward.math_reward`` (MATH_EVAL.md sections 0.3-0.4: a gold the
+  score 1.0 against itself under ``trustrl.reward.math_reward`` (a gold the
   grader cannot match makes every sample of that problem score 0, so it teaches and measures nothing);
 * ``missing_expert_trace``: fewer expert traces than required (sets with expert traces only);
-* ``duplicate_problem_id``: two rows share an id (pass/maj@k group samples by it).
+* ``duplicate_problem_id``: two rows share an id (pass/maj@k group samples by it);
+* ``conflicting_duplicate``: the same problem text appears in several rows of a set that is not deduplicated (a
+  benchmark) with different golds; every row of the group fails, naming the others (which gold is right is not
+  for the pipeline to guess);
+* ``row_not_object``, ``missing_field``, ``gold_not_scalar``, ``gold_list``: a row that is not an object, lacks a
+  required field the first row has, or whose answer is an object / a list of different values (see
+  :mod:`.specs`). A row with one of the first two is reported with that code only.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .specs import Problem
+from .answers import problem_key
+from .specs import ROW_ISSUES, Problem
 
 # golds -> one (code, detail) or None per gold
 GoldCheck = Callable[[Sequence[str]], "Sequence[tuple[str, str] | None]"]
@@ -102,10 +109,12 @@ def validate(
     *,
     min_traces: int = 0,
     gold_check: GoldCheck | None = reward_gold_check,
+    check_duplicate_golds: bool = True,
 ) -> ValidationReport:
     """Check every problem; ``min_traces`` > 0 requires that many expert traces per row.
 
-    ``gold_check`` is called once with the distinct golds (None skips the check).
+    ``gold_check`` is called once with the distinct golds (None skips the check). ``check_duplicate_golds`` fails
+    rows that repeat a problem text with a different gold (for sets that are not deduplicated).
     """
     golds = sorted({p.gold for p in problems if p.gold is not None})
     gold_issues = {}
@@ -116,9 +125,16 @@ def validate(
         gold_issues = dict(zip(golds, verdicts))
     report = ValidationReport(dataset, len(problems))
     seen: dict[str, int] = {}
+    conflicts = conflicting_duplicates(problems) if check_duplicate_golds else {}
     for row, p in enumerate(problems):
+        if any(code in ROW_ISSUES for code, _ in p.issues):
+            report.failures += [Failure(p.problem_id, code, detail) for code, detail in p.issues]
+            report.failed_rows.add(row)
+            continue
         found = [] if p.problem else [("empty_problem", "the problem text is empty")]
         found += p.issues
+        if row in conflicts:
+            found.append(("conflicting_duplicate", conflicts[row]))
         found += [gold_issues[p.gold]] if gold_issues.get(p.gold) else []
         if len(p.expert_solutions) < min_traces:
             found.append(("missing_expert_trace", f"has {len(p.expert_solutions)} of {min_traces} expert traces"))
@@ -129,6 +145,27 @@ def validate(
         if found:
             report.failed_rows.add(row)
     return report
+
+
+def duplicate_groups(problems: Sequence[Problem]) -> list[list[int]]:
+    """Row numbers of each group of rows that share a problem text (two or more rows), in row order."""
+    by_key: dict[str, list[int]] = {}
+    for row, p in enumerate(problems):
+        if p.problem:
+            by_key.setdefault(problem_key(p.problem), []).append(row)
+    return [rows for rows in by_key.values() if len(rows) > 1]
+
+
+def conflicting_duplicates(problems: Sequence[Problem]) -> dict[int, str]:
+    """Row -> detail, for every row of a duplicate group whose golds differ."""
+    out = {}
+    for rows in duplicate_groups(problems):
+        golds = {problems[r].gold for r in rows}
+        if len(golds) > 1:
+            for r in rows:
+                others = ", ".join(f"{problems[o].problem_id} (gold {problems[o].gold!r})" for o in rows if o != r)
+                out[r] = f"same problem as {others} with a different gold ({problems[r].gold!r})"
+    return out
 
 
 def apply_validation(problems: Sequence[Problem], report: ValidationReport, *, drop_invalid: bool) -> list[Problem]:

@@ -6,15 +6,17 @@ Examples::
 
     # the six benchmarks (AMC = the 83-problem set LUFFY/TRAPO report; --amc 40 for AMC23)
     python scripts/data/prepare.py eval --out-dir data/eval
-    # TRAPO training set: OpenR1-Math-46k-8192 + a second R1 trace from OpenR1-Math-220k
-    python scripts/data/prepare.py openr1_46k --out-dir data/train --second-traces --drop-invalid
+    # TRAPO training set: OpenR1-Math-46k-8192 + a second R1 trace from OpenR1-Math-220k; traces longer than the
+    # response budget (default 8191 tokens + EOS = the TRAPO scripts' 8192) are removed and reported by id
+    python scripts/data/prepare.py openr1_46k --out-dir data/train --second-traces --drop-invalid \\
+        --tokenizer ~/models/Qwen2.5-Math-7B-16k
     # DAPO-Math-17k, deduplicated, from a local download
     python scripts/data/prepare.py dapo17k --input dapo17k=/data/dapo-math-17k.parquet --out-dir data/train
     # MATH train, levels 3-5, decontaminated against the prepared benchmarks
     python scripts/data/prepare.py math_train --levels 3,4,5 --exclude data/eval/*.parquet --out-dir data/train
 
 Exit status 1 when any dataset failed (validation failures without --drop-invalid, a missing field, an
-unreadable source); the others are still written.
+unreadable source, or any other error, reported with its type); the others are still written.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import sys
 from pathlib import Path
 
 from trustrl.recipes.data import (
+    DEFAULT_MAX_TRACE_TOKENS,
     DEFAULT_TEMPLATE,
+    DEFAULT_TRACE_TOKENIZER,
     EVAL_SIX,
     OPENR1_220K,
     SPECS,
@@ -98,8 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--join-on", choices=("auto", "uuid", "problem"), default="auto", help="second-trace join key")
     tr.add_argument("--trace-correctness", choices=("math_verify", "any"), default="math_verify")
     tr.add_argument("--require-second-trace", action="store_true", help="rows without two traces fail validation")
-    tr.add_argument("--max-trace-tokens", type=int, help="skip longer second-trace candidates (needs --tokenizer)")
-    tr.add_argument("--tokenizer", help="tokenizer path for --max-trace-tokens")
+    tr.add_argument(
+        "--max-trace-tokens",
+        type=int,
+        default=DEFAULT_MAX_TRACE_TOKENS,
+        help="remove expert traces (and second-trace candidates) longer than this many tokens, reported by id; "
+        "the default fits the TRAPO scripts' response length 8192 with EOS; 0 turns the filter off",
+    )
+    tr.add_argument(
+        "--tokenizer",
+        default=DEFAULT_TRACE_TOKENIZER,
+        help="the policy tokenizer (path or hub id) that --max-trace-tokens counts with",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -143,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             join_on=args.join_on,
             trace_correctness=args.trace_correctness,
             min_traces=2 if args.require_second_trace and SPECS[name].expert_traces else None,
-            max_trace_tokens=args.max_trace_tokens,
+            max_trace_tokens=args.max_trace_tokens or None,
             tokenizer=args.tokenizer,
             limit=args.limit,
             gold_check=None if args.no_gold_check else PrepareOptions().gold_check,
@@ -153,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             print(prepare(name, args.out_dir / f"{name}.parquet", opts).format(), flush=True)
         except (DataValidationError, SchemaError, SourceError, ValueError) as e:
             print(f"== {name}: FAILED\n{e}", file=sys.stderr, flush=True)
+            failed.append(name)
+        except Exception as e:  # a bug or an unforeseen input must not cost the datasets after this one
+            print(f"== {name}: FAILED with {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
