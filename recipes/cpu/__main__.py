@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trustrl.recipes.cpu.launch import ALGOS, RunSpec, run
+from trustrl.recipes.cpu.launch import ALGOS, ROLLOUTS, RunSpec, run
 from trustrl.recipes.cpu.report import plot_curves, summarize
 
 RECIPE_ENTRY = {"quatro": "trustrl.recipes.quatro.main", "trapo": "trustrl.recipes.trapo.main"}
@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="optimizer steps per rollout batch (default: 1 for grpo, 2 for quatro/trapo so the trust region binds)",
     )
+    parser.add_argument(
+        "--rollout",
+        choices=ROLLOUTS,
+        default=RunSpec.rollout,
+        help=f"rollout backend (default {RunSpec.rollout}: verl's vLLM rollout; hf_cpu: Hugging Face generate)",
+    )
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default ./demo_out)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before the run is stopped")
     parser.add_argument("overrides", nargs="*", help="extra hydra overrides passed to verl")
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         updates_per_step=args.updates_per_step or (1 if args.algo == "grpo" else 2),
         # The recipe entry points (stock main_ppo runs QUATRO too; ours also logs the estimator's lambda_q).
         entry=RECIPE_ENTRY.get(args.algo),
+        rollout=args.rollout,
         extra=args.overrides,
     )
     out = args.out / args.algo

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trustrl.recipes.cpu import task
+from trustrl.recipes.cpu import report, task
 
 ALGOS = ("grpo", "quatro", "trapo")
 
@@ -328,15 +328,6 @@ def remove_leaked_shm(before: set[Path]) -> tuple[list[str], list[str]]:
 
 _MARKERS = re.compile(r"\[(?:hf_cpu|vllm_cpu)\]")
 _STEP_LINE = re.compile(r"(?:^|\s)(step:\d+ - .*)$")
-_ALGO_SHOWN = ("actor/quatro/", "actor/trapo/", "quatro/lambda_mean", "quatro/share_active")
-_SHOWN = {
-    "step": "step",
-    "critic/score/mean": "reward",
-    "actor/entropy": "entropy",
-    "actor/pg_loss": "pg_loss",
-    "actor/grad_norm": "grad_norm",
-    "timing_s/step": "step_s",
-}
 
 
 def _echo(line: str) -> None:
@@ -344,8 +335,8 @@ def _echo(line: str) -> None:
     step_line = _STEP_LINE.search(line.rstrip())
     if step_line:
         fields = dict(kv.split(":", 1) for kv in step_line.group(1).split(" - ") if ":" in kv)
-        shown = {**_SHOWN, **{k: k.split("/", 1)[1] for k in fields if k.startswith(_ALGO_SHOWN)}}
-        print("  " + "  ".join(f"{label}={fields[k][:7]}" for k, label in shown.items() if k in fields), flush=True)
+        # the columns (for TRAPO the unguided reward, guided share, prefix and SFT-token metrics): report.step_line
+        print("  " + report.step_line(fields), flush=True)
     elif ("Error:" in line and "Warning" not in line) or "Traceback" in line or _MARKERS.search(line):
         print("  " + line.rstrip()[:300], flush=True)
 
