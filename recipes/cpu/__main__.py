@@ -1,9 +1,12 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 """The CPU demo: ``python -m trustrl.recipes.cpu --algo grpo|quatro|trapo --steps N``.
 
-Runs verl's own trainer (V1, TransferQueue, FSDP2 actor) on the CPU platform with the ``hf_cpu`` rollout and a
-tiny randomly initialised model on the copy-digit task, prints per-step reward, entropy and the algorithm's own
-metrics, and writes ``curves.png`` and ``metrics.jsonl`` to ``--out``. Tooling for a laptop, not a real run.
+Runs verl's own trainer (V1, TransferQueue, FSDP2 actor) on the CPU platform with verl's vLLM rollout (vLLM's CPU
+build; ``--rollout hf_cpu`` for the Hugging Face generate server) and a tiny randomly initialised model on the
+copy-digit task (``trustrl.recipes.cpu.task``), prints one line per step and a summary, and writes ``curves.png``
+and ``metrics.jsonl`` to ``--out``. For TRAPO the reward shown is the unguided rollouts' (guided rows apart), with
+the guided share per micro-group, the expert prefix length and the TrSFT statistics. Tooling for a laptop, not a
+real run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,34 @@ from trustrl.recipes.cpu.launch import ALGOS, ROLLOUTS, RunSpec, run
 from trustrl.recipes.cpu.report import plot_curves, summarize
 
 RECIPE_ENTRY = {"quatro": "trustrl.recipes.quatro.main", "trapo": "trustrl.recipes.trapo.main"}
+
+
+def demo_spec(
+    algo: str,
+    *,
+    steps: int = 30,
+    prompts: int = 8,
+    n: int = 8,
+    lr: float = 2e-3,
+    seed: int = 0,
+    updates_per_step: int | None = None,
+    rollout: str = RunSpec.rollout,
+    extra: list[str] | tuple[str, ...] = (),
+) -> RunSpec:
+    """The run the demo launches for ``algo`` (its defaults are the demo's; the mechanism test runs this spec)."""
+    return RunSpec(
+        algo=algo,
+        steps=steps,
+        prompts_per_step=prompts,
+        n=n,
+        lr=lr,
+        seed=seed,
+        updates_per_step=updates_per_step or (1 if algo == "grpo" else 2),
+        # The recipe entry points (stock main_ppo runs QUATRO too; ours also logs the estimator's lambda_q).
+        entry=RECIPE_ENTRY.get(algo),
+        rollout=rollout,
+        extra=list(extra),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,16 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="extra hydra overrides passed to verl")
     args = parser.parse_args(argv)
 
-    spec = RunSpec(
-        algo=args.algo,
+    spec = demo_spec(
+        args.algo,
         steps=args.steps,
-        prompts_per_step=args.prompts,
+        prompts=args.prompts,
         n=args.n,
         lr=args.lr,
         seed=args.seed,
-        updates_per_step=args.updates_per_step or (1 if args.algo == "grpo" else 2),
-        # The recipe entry points (stock main_ppo runs QUATRO too; ours also logs the estimator's lambda_q).
-        entry=RECIPE_ENTRY.get(args.algo),
+        updates_per_step=args.updates_per_step,
         rollout=args.rollout,
         extra=args.overrides,
     )
