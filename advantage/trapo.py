@@ -8,8 +8,8 @@ and gives every trajectory the same group-mean baseline (guided, unguided and fu
     Â_j = (R_j − mean_k R_k) / (std_k R_k + ε)              (optional, ``algorithm.trapo.norm_adv_by_std``)
 
 broadcast to every response token. This is what the official code runs (``adv_estimator=grpo`` with
-``grpo_use_std=False`` over the concatenated micro-groups, TRAPO.md §3.2). It has its own registry name because
-verl's V1 trainer special-cases the name ``grpo`` (only the last output of a multi-output session is scored) and
+``grpo_use_std=False`` over the concatenated micro-groups; recipes/trapo/README.md). It has its own registry name
+because verl's V1 trainer special-cases the name ``grpo`` (only the last output of a multi-output session is scored) and
 because verl's ``algorithm.norm_adv_by_std_in_grpo`` defaults to ``True``, while TRAPO's default is off.
 
 Differences from verl's ``grpo``: a group of one trajectory gets Â = 0 (its own mean; verl's ``grpo`` gives it

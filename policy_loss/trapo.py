@@ -13,7 +13,7 @@ the expert tokens that get the SFT term (``sft ⊆ prefix``):
 Inside the trust region (p ≥ α) the TrSFT gradient is plain SFT; outside it is damped to (p/α)∇ log p, which
 keeps SFT from pushing mass toward expert tokens far from the policy's mode. Expert tokens never enter the RL
 term; expert tokens without ``sft`` (a second copy of the same prefix) enter neither term. Both terms are
-aggregated by verl's ``agg_loss`` with the same global normaliser (``trapo.loss_agg_mode``; default
+aggregated by verl's ``agg_loss`` with the same global normaliser (``actor_rollout_ref.actor.loss_agg_mode``; default
 ``seq-mean-token-sum-norm`` = Σ_j Σ_t ℓ_{j,t} / (G · L_max), Dr.GRPO style as the official code, which divides
 by the constant 8192), so splitting a mini-batch into micro-batches or data-parallel ranks changes nothing:
 
@@ -35,8 +35,9 @@ is chosen by ``trapo.entropy_agg``:
 
 The official code computes the same gradient as ``−p_t / clamp(sg(p_t), min=α)`` (``off_policy_reshape=clip_low``,
 ``mix_core_alg.py``); ``−sg(min(1, p/α))·log p`` has the same gradient and a readable value. The RL term is the
-function registered under ``trapo.rl_loss_mode`` in verl's ``POLICY_LOSS_REGISTRY``, called with the actor config
-(clip ratios, ``policy_loss.*`` options, ``global_batch_info``) and ``response_mask = response ∧ ¬prefix``.
+function registered under ``actor_rollout_ref.actor.policy_loss.loss_mode`` in verl's ``POLICY_LOSS_REGISTRY``,
+called with the actor config (clip ratios, ``policy_loss.*`` options, ``global_batch_info``) and
+``response_mask = response ∧ ¬prefix``.
 
 Batch fields read from the micro-batch (jagged nested tensors ``(bs, j)`` as the engines pass them):
 ``prompts``, ``responses`` (to slice the response log-probs), ``response_mask``, ``old_log_probs``, ``advantages``,
@@ -75,7 +76,9 @@ from verl.workers.utils.padding import no_padding_2_padding
 
 __all__ = [
     "ENTROPY_AGG_MODES",
+    "DEFAULT_ALPHA",
     "TRAPO_LOSS_AGG_MODES",
+    "VERL_KEYS",
     "TrapoLossConfig",
     "entropy_bonus",
     "finalize_trapo_metrics",
@@ -98,51 +101,67 @@ _SFT_MEANS = ("sft_nll", "sft_p_mean", "sft_p_lt_alpha_share")
 ENTROPY_AGG_MODES = ("micro_batch_token_mean", "loss_agg_mode")
 
 
+# α's default, the paper's and the official code's value (the recipe yaml states it for the command line)
+DEFAULT_ALPHA = 0.1
+# the two loss knobs verl's actor config owns; TRAPO reads them there (they configure verl's actor too)
+VERL_KEYS = {
+    "rl_loss_mode": "actor_rollout_ref.actor.policy_loss.loss_mode",
+    "loss_agg_mode": "actor_rollout_ref.actor.loss_agg_mode",
+}
+
+
 @dataclass
 class TrapoLossConfig:
-    """TRAPO loss knobs, the ``trapo.{alpha, sft_coef, rl_loss_mode, loss_agg_mode}`` keys of the recipe config.
+    """TRAPO loss knobs: the ``trapo.{alpha, sft_coef, entropy_agg}`` keys of the recipe config, and the RL loss and
+    normaliser read from verl's own actor keys (:data:`VERL_KEYS`).
 
     Bound into the engine loss as ``partial(trapo_loss, config=actor_config, trapo_config=TrapoLossConfig(...))``;
     the actor's own config (clip ratios, ``policy_loss.*``) is left to the RL loss it configures.
     """
 
     alpha: float = field(
-        default=0.1, metadata={"help": "trust-region boundary α of TrSFT, in (0, 1]; gradient weight min(1, p/α)"}
+        default=DEFAULT_ALPHA,
+        metadata={"help": "trust-region boundary α of TrSFT, in (0, 1]; gradient weight min(1, p/α)"},
     )
     sft_coef: float = field(default=1.0, metadata={"help": "c_sft ≥ 0, weight of the TrSFT term (official: 1)"})
-    rl_loss_mode: str = field(
-        default="vanilla", metadata={"help": "registered verl policy loss for the model's own tokens"}
-    )
-    loss_agg_mode: str = field(
-        default="seq-mean-token-sum-norm",
-        metadata={"help": f"one normaliser for both terms, one of {TRAPO_LOSS_AGG_MODES}"},
-    )
     entropy_agg: str = field(
         default="micro_batch_token_mean",
         metadata={"help": f"weighting of the entropy bonus, one of {ENTROPY_AGG_MODES} (official: the first)"},
     )
+    rl_loss_mode: str = field(
+        default="vanilla",
+        metadata={"help": f"registered verl policy loss for the model's own tokens ({VERL_KEYS['rl_loss_mode']})"},
+    )
+    loss_agg_mode: str = field(
+        default="seq-mean-token-sum-norm",
+        metadata={
+            "help": f"one normaliser for both terms, one of {TRAPO_LOSS_AGG_MODES} ({VERL_KEYS['loss_agg_mode']})"
+        },
+    )
 
     def __post_init__(self):
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float) or not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"{_SECTION}.alpha must be in (0, 1], got {self.alpha!r}; the paper uses alpha=0.1")
+            raise ValueError(
+                f"{_SECTION}.alpha must be in (0, 1], got {self.alpha!r}; the paper uses alpha={DEFAULT_ALPHA}"
+            )
         if isinstance(self.sft_coef, bool) or not isinstance(self.sft_coef, int | float):
             raise ValueError(f"{_SECTION}.sft_coef must be a number >= 0, got {self.sft_coef!r}; default 1.0")
         if not (math.isfinite(self.sft_coef) and self.sft_coef >= 0.0):
             raise ValueError(f"{_SECTION}.sft_coef must be finite and >= 0, got {self.sft_coef!r}; default 1.0")
-        if self.rl_loss_mode not in POLICY_LOSS_REGISTRY:
-            known = ", ".join(sorted(POLICY_LOSS_REGISTRY))
-            raise ValueError(
-                f"{_SECTION}.rl_loss_mode={self.rl_loss_mode!r} is not a registered verl policy loss; "
-                f"use one of: {known} (custom losses register with verl's @register_policy_loss)"
-            )
         if self.entropy_agg not in ENTROPY_AGG_MODES:
             raise ValueError(
                 f"{_SECTION}.entropy_agg={self.entropy_agg!r} is not supported; use micro_batch_token_mean (the "
                 "official code's per-micro-batch token mean) or loss_agg_mode (aggregated like the loss)"
             )
+        if self.rl_loss_mode not in POLICY_LOSS_REGISTRY:
+            known = ", ".join(sorted(POLICY_LOSS_REGISTRY))
+            raise ValueError(
+                f"{VERL_KEYS['rl_loss_mode']}={self.rl_loss_mode!r} is not a registered verl policy loss; "
+                f"use one of: {known} (custom losses register with verl's @register_policy_loss)"
+            )
         if self.loss_agg_mode not in TRAPO_LOSS_AGG_MODES:
             raise ValueError(
-                f"{_SECTION}.loss_agg_mode={self.loss_agg_mode!r} is not supported; use one of "
+                f"{VERL_KEYS['loss_agg_mode']}={self.loss_agg_mode!r} is not supported by TRAPO; use one of "
                 f"{TRAPO_LOSS_AGG_MODES} (seq-mean-token-mean would normalise the RL and SFT terms differently)"
             )
 
@@ -199,7 +218,7 @@ def _warn_masks_missing() -> None:
 
 
 def _fit_width(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Cuts or zero-pads the last dim to ``width`` (padding rows keep stale, longer masks; see ROLLOUT_NOTES §4.9)."""
+    """Cuts or zero-pads the last dim to ``width`` (verl's balance-padding rows may keep a cloned row's masks)."""
     if x.shape[-1] >= width:
         return x[..., :width]
     return torch.nn.functional.pad(x, (0, width - x.shape[-1]))
@@ -330,7 +349,7 @@ def trapo_loss(
         model_output: ``{"log_probs": (bs, j) nested, "entropy": (bs, j) nested, optional}`` from the engine.
         data: the micro-batch TensorDict (fields in the module docstring).
         dp_group: unused (the engine all-reduces ``batch_num_tokens`` before the split); kept for the contract.
-        trapo_config: :class:`TrapoLossConfig`; ``None`` → defaults (α = 0.1, c_sft = 1, vanilla RL).
+        trapo_config: :class:`TrapoLossConfig`; ``None`` → its defaults (α = ``DEFAULT_ALPHA``, c_sft = 1, vanilla RL).
 
     Returns:
         ``(loss, metrics)``: the scalar loss to back-propagate (before Megatron's ``num_micro_batch`` rescaling,

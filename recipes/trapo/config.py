@@ -4,16 +4,22 @@
 ``validate_trapo_run_config(config)`` runs in the launcher before any Ray or GPU work (``trustrl.recipes.trapo.main``)
 and again in the trainer; every error names the key and the fix. Section layout (recipes/trapo/README.md):
 
-    trapo.alpha, trapo.sft_coef, trapo.rl_loss_mode, trapo.loss_agg_mode       the loss (TrapoLossConfig)
-    trapo.micro_group.*                                                         the guided rollout (issue 6)
+    trapo.alpha, trapo.sft_coef, trapo.entropy_agg       the loss (TrapoLossConfig)
+    trapo.micro_group.*                                   the guided rollout (MicroGroupConfig)
 
-Micro-group schedule (TRAPO.md §4): the group of ``rollout.n`` trajectories of a prompt is sampled as micro-groups
-g_1..g_N of sizes n_i; before g_i (i > 1) the mean reward of all earlier trajectories of the prompt is compared
-with t_i and g_i is guided by an expert prefix of ratio L_i iff ``mean < t_i``; g_1 is never guided (t_1 = −1,
-L_1 = 0). Presets:
+The RL loss on the model's tokens and the normaliser of both terms are verl's own actor keys,
+``actor_rollout_ref.actor.policy_loss.loss_mode`` and ``actor_rollout_ref.actor.loss_agg_mode``
+(:data:`~trustrl.policy_loss.trapo.VERL_KEYS`): :func:`trapo_config_from` reads them there, so one key sets both
+verl's actor and the TRAPO loss.
 
-    official_code  n = (4, 2, 1, 1)  t = (−1, 2/4, 4/6, 7/7)   L = (0, 0.25, 0.5, 1.0)   (mix_trainer.py::fit)
-    paper          n = (4, 2, 1, 1)  t = (−1, 0.5, 0.7, 0.9)   L = (0, 0.2, 0.5, 1.0)    (paper §3.2)
+Micro-group schedule (recipes/trapo/README.md, "Micro-group sampling"; :mod:`trustrl.recipes.trapo.micro_groups`):
+the group of ``rollout.n`` trajectories of a prompt is sampled as micro-groups g_1..g_N of sizes n_i; before g_i
+(i > 1) the mean reward of all earlier trajectories of the prompt is compared with t_i and g_i is guided by an expert
+prefix of ratio L_i iff ``mean < t_i``; g_1 is never guided (t_1 = −1, L_1 = 0). Presets:
+
+    official_code  n = (4, 2, 1, 1)  t = (−1, 2/4, 4/6, 7/7)   L = (0, 0.25, 0.5, 1.0)
+                   (https://github.com/Su-my/TRAPO, luffy/verl/verl/trapo_src/mix_trainer.py, ``fit``)
+    paper          n = (4, 2, 1, 1)  t = (−1, 0.5, 0.7, 0.9)   L = (0, 0.2, 0.5, 1.0)    (arXiv:2512.17636, Sec. 3.2)
 
 Each of ``sizes``, ``thresholds``, ``prefix_ratios`` left ``null`` takes the preset's value; a list replaces it.
 """
@@ -27,7 +33,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from trustrl.advantage.trapo import trapo_norm_adv_by_std
-from trustrl.policy_loss.trapo import TrapoLossConfig
+from trustrl.policy_loss.trapo import VERL_KEYS, TrapoLossConfig
+from trustrl.recipes.trapo.micro_groups import MICRO_GROUP_PRESETS, MicroGroupSchedule
 
 __all__ = [
     "MICRO_GROUP_PRESETS",
@@ -37,6 +44,7 @@ __all__ = [
     "MicroGroupConfig",
     "MicroGroupSchedule",
     "TrapoConfig",
+    "check_sizes_sum",
     "trapo_config_from",
     "validate_trapo_run_config",
 ]
@@ -45,22 +53,6 @@ TRACE_CHOICES = ("fixed", "random")
 # the rollout manager of the recipe yaml (actor_rollout_ref.rollout.agent.agent_loop_manager_class)
 TRAPO_MANAGER = "trustrl.recipes.trapo.rollout.TrapoAgentLoopManager"
 SFT_COPY_POLICIES = ("one_per_prefix", "all", "none")
-
-
-@dataclass(frozen=True)
-class MicroGroupSchedule:
-    """A resolved schedule: sizes n_i, thresholds t_i (t_1 = −1) and prefix ratios L_i (L_1 = 0), one per group."""
-
-    sizes: tuple[int, ...]
-    thresholds: tuple[float, ...]
-    prefix_ratios: tuple[float, ...]
-
-
-MICRO_GROUP_PRESETS = {
-    # mix_trainer.py: guided iff S(4) < 2, S(6) < 4, S(7) < 7, i.e. running mean < 2/4, 4/6, 7/7
-    "official_code": MicroGroupSchedule((4, 2, 1, 1), (-1.0, 2 / 4, 4 / 6, 7 / 7), (0.0, 0.25, 0.5, 1.0)),
-    "paper": MicroGroupSchedule((4, 2, 1, 1), (-1.0, 0.5, 0.7, 0.9), (0.0, 0.2, 0.5, 1.0)),
-}
 
 
 def _err(key: str, message: str) -> ValueError:
@@ -108,7 +100,7 @@ def _check_reward_bounds(value: Any) -> None:
 
 @dataclass
 class MicroGroupConfig:
-    """``trapo.micro_group``: the adaptive expert-prefix rollout (read by the issue-6 rollout worker)."""
+    """``trapo.micro_group``: the adaptive expert-prefix rollout (read by ``trustrl.recipes.trapo.rollout``)."""
 
     enable: bool = field(
         default=False, metadata={"help": "use the micro-group rollout worker; False = unguided run (masks all zeros)"}
@@ -206,8 +198,21 @@ def _build(cls, values: Mapping, section: str):
     return cls(**values)
 
 
+def _get(config: DictConfig | Mapping, key: str, default=None):
+    """``config.a.b.c`` of a DictConfig or nested mapping, ``default`` when absent."""
+    if isinstance(config, DictConfig):
+        return OmegaConf.select(config, key, default=default)
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
 def trapo_config_from(config: DictConfig | Mapping) -> TrapoConfig:
-    """The validated ``trapo`` section of a full run config (``ValueError`` naming the key on any problem)."""
+    """The validated ``trapo`` section of a full run config, with the RL loss and normaliser read from verl's actor
+    keys (``ValueError`` naming the key on any problem). Without an actor section the loss defaults apply."""
     section = config.get("trapo", None)
     if section is None:
         raise ValueError(
@@ -216,11 +221,14 @@ def trapo_config_from(config: DictConfig | Mapping) -> TrapoConfig:
         )
     if isinstance(section, DictConfig):
         section = OmegaConf.to_container(section, resolve=True)
-    return _build(TrapoConfig, section, "trapo")
-
-
-def _select(config, key: str, default=None):
-    return OmegaConf.select(config, key, default=default) if isinstance(config, DictConfig) else default
+    values = dict(section)
+    for name, key in VERL_KEYS.items():
+        if name in values:
+            raise ValueError(f"trapo.{name} is not a TRAPO key: the TRAPO loss reads verl's {key}; set that instead")
+        actual = _get(config, key)
+        if actual is not None:
+            values[name] = actual
+    return _build(TrapoConfig, values, "trapo")
 
 
 def validate_trapo_run_config(config: DictConfig) -> TrapoConfig:
@@ -230,24 +238,16 @@ def validate_trapo_run_config(config: DictConfig) -> TrapoConfig:
     """
     trapo = trapo_config_from(config)
     # the estimator's own option (algorithm.trapo), read in the workers: checked here too, before Ray starts
-    trapo_norm_adv_by_std(_select(config, "algorithm"))
+    trapo_norm_adv_by_std(_get(config, "algorithm"))
     actor = "actor_rollout_ref.actor"
-    if not _select(config, "trainer.use_v1", True) or _select(config, "trainer.v1.trainer_mode", "sync") != "sync":
+    if not _get(config, "trainer.use_v1", True) or _get(config, "trainer.v1.trainer_mode", "sync") != "sync":
         raise ValueError("TRAPO runs on verl's V1 sync trainer; set trainer.use_v1=True trainer.v1.trainer_mode=sync")
-    for key, expected in (("loss_agg_mode", trapo.loss_agg_mode), ("policy_loss.loss_mode", trapo.rl_loss_mode)):
-        actual = _select(config, f"{actor}.{key}")
-        if actual != expected:
-            name = "loss_agg_mode" if key == "loss_agg_mode" else "rl_loss_mode"
-            raise ValueError(
-                f"{actor}.{key}={actual!r} differs from trapo.{name}={expected!r}; the TRAPO loss uses the trapo "
-                f"key: set trapo.{name} instead (the recipe yaml mirrors it into {actor}.{key})"
-            )
-    if trapo.loss_agg_mode == "seq-mean-token-sum-norm" and _select(config, f"{actor}.loss_scale_factor") is None:
+    if trapo.loss_agg_mode == "seq-mean-token-sum-norm" and _get(config, f"{actor}.loss_scale_factor") is None:
         raise ValueError(
             f"{actor}.loss_scale_factor is null: seq-mean-token-sum-norm would divide by each micro-batch's padded "
             f"width; set {actor}.loss_scale_factor to the max response length (the recipe yaml does)"
         )
-    if _select(config, "distillation.enabled", False):
+    if _get(config, "distillation.enabled", False):
         raise ValueError(
             "TRAPO replaces the actor loss and cannot run with distillation; set distillation.enabled=False"
         )
@@ -261,15 +261,21 @@ def validate_trapo_run_config(config: DictConfig) -> TrapoConfig:
     return trapo
 
 
-def _validate_guided_rollout(config: DictConfig, trapo: TrapoConfig) -> None:
-    n = _select(config, "actor_rollout_ref.rollout.n")
-    sizes = trapo.micro_group.schedule.sizes
-    if n is not None and sum(sizes) != n:
+def check_sizes_sum(sizes, n: int, key: str = "actor_rollout_ref.rollout.n") -> None:
+    """Every prompt keeps exactly ``rollout.n`` rows: the micro-group sizes must sum to it (``key`` names the source
+    of ``n``: the config, or a data row's ``__rollout_n__``)."""
+    if sum(sizes) != n:
         raise ValueError(
-            f"trapo.micro_group.sizes={list(sizes)} sum to {sum(sizes)} but actor_rollout_ref.rollout.n={n}; "
+            f"trapo.micro_group.sizes={list(sizes)} sum to {sum(sizes)} but {key}={n}; "
             "make them agree (every group keeps exactly rollout.n rows)"
         )
-    _check_manager(_select(config, "actor_rollout_ref.rollout.agent.agent_loop_manager_class"))
+
+
+def _validate_guided_rollout(config: DictConfig, trapo: TrapoConfig) -> None:
+    n = _get(config, "actor_rollout_ref.rollout.n")
+    if n is not None:
+        check_sizes_sum(trapo.micro_group.schedule.sizes, n)
+    _check_manager(_get(config, "actor_rollout_ref.rollout.agent.agent_loop_manager_class"))
     _check_rollout_correction(config)
 
 
@@ -277,7 +283,7 @@ def _check_rollout_correction(config: DictConfig) -> None:
     """verl's rollout correction reads the rollout's log-probs; an expert-prefix token has none (the agent loop
     writes a 0.0 placeholder), so every setting that acts on them is refused on guided runs."""
     section = "algorithm.rollout_correction"
-    if _select(config, f"{section}.bypass_mode", False):
+    if _get(config, f"{section}.bypass_mode", False):
         raise ValueError(
             f"{section}.bypass_mode=True would use the placeholder rollout log-probs of expert "
             "prefix tokens as old log-probs; set it to False for guided TRAPO runs"
@@ -294,7 +300,7 @@ def _check_rollout_correction(config: DictConfig) -> None:
             "would be rejected for its expert prefix, TrSFT tokens included)",
         ),
     ):
-        value = _select(config, f"{section}.{key}")
+        value = _get(config, f"{section}.{key}")
         if value is not None:
             raise ValueError(
                 f"{section}.{key}={value!r}: verl's rollout correction would apply {acts}, computed from rollout "

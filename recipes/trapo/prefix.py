@@ -1,9 +1,9 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 """Pure helpers of TRAPO's adaptive prefix selection: expert-trace tokens, the prefix cut, the micro-group rule.
 
-TRAPO (arXiv:2512.17636, Sec. 3.2 and Algorithm 1; TRAPO.md sections 4-5) samples the ``rollout.n`` trajectories of a
-prompt as micro-groups g_1..g_N of sizes n_i. Before g_i (i > 1) the mean reward of *all* earlier trajectories of the
-prompt is compared with the threshold t_i::
+TRAPO (arXiv:2512.17636, Sec. 3.2 and Algorithm 1; recipes/trapo/README.md) samples the ``rollout.n``
+trajectories of a prompt as micro-groups g_1..g_N of sizes n_i. Before g_i (i > 1) the mean reward of *all* earlier
+trajectories of the prompt is compared with the threshold t_i::
 
     guided(g_i)  ⇔  (1/m_i) Σ_{j < m_i} R_j  <  t_i,        m_i = n_1 + … + n_{i-1}
 

@@ -13,22 +13,25 @@ expert_field``), the think content of each expert solution; a prompt without one
 on its own resource pool) and lie in ``trapo.micro_group.reward_bounds``.
 
 Per training prompt the ``rollout.n`` trajectories are sampled as micro-groups g_1..g_N (``trapo.micro_group``;
-arXiv:2512.17636 Sec. 3.2, TRAPO.md sections 4-5). g_i (i > 1) is guided by an expert prefix of ratio L_i iff the mean
-reward of all earlier trajectories of the prompt is below t_i (:func:`trustrl.recipes.trapo.prefix.decide_micro_group`).
+arXiv:2512.17636 Sec. 3.2; the rule and its scheduler: :mod:`trustrl.recipes.trapo.micro_groups`). g_i (i > 1) is
+guided by an expert prefix of ratio L_i iff the mean reward of all earlier trajectories of the prompt is below t_i.
 The prefix is placed at the start of the response; the policy continues it with ``max_tokens = response_length -
 len(prefix)``; L_i = 1 is the full trace and nothing is generated. Every row carries ``prefix_mask`` and ``sft_mask``
 (int64, as long as ``responses``; zeros when unguided), the fields read by :func:`trustrl.policy_loss.trapo.trapo_loss`.
 
-Pieces (verl hook points: TRAPO_ROLLOUT_NOTES.md section 2):
+Pieces (the verl hook points they use are in recipes/trapo/README.md, "Rollout worker"):
 
-* :class:`TrapoAgentLoop` (registered ``trapo_agent``): one trajectory, guided or not, per :class:`TrajectoryPlan`.
-* :class:`MicroGroupScheduler`: the decisions of one prompt, in order, from the rewards of its earlier trajectories.
+* :class:`TrapoRolloutSettings` / :func:`check_trapo_rollout_config`: what the worker reads, checked at start-up.
+* :class:`TrapoAgentLoop` (registered ``trapo_agent``): one trajectory, guided or not, per
+  :class:`~trustrl.recipes.trapo.micro_groups.TrajectoryPlan`.
+* :class:`~trustrl.recipes.trapo.micro_groups.MicroGroupScheduler` (its own module, free of verl): the decisions of
+  one prompt, in order, from the rewards of its earlier trajectories.
 * :class:`TrapoAgentLoopWorker`: ``_run_prompt`` runs the scheduler per prompt (prompts progress concurrently on the
   worker's event loop); all n rows are written to TransferQueue when the group is complete, with one uid and
   sessions ``0..n-1``; validation and ``enable=False`` run verl's plain n-sample path through ``trapo_agent``
   (rows with all-zero masks; prompts of another agent loop keep theirs and carry no masks).
 * :class:`TrapoAgentLoopManager`: verl's TQ manager with this worker, validating the settings at start-up.
-* :func:`trapo_rollout_metrics` / :class:`TrapoRolloutMetricsMixin`: the ``rollout/trapo/*`` metrics for the trainer.
+* :mod:`trustrl.recipes.trapo.rollout_metrics`: the ``rollout/trapo/*`` metrics for the trainer.
 
 Latency. A strictly sequential prompt waits for N generation rounds. Two exact shortcuts bring it to one round for
 prompts that are never guided and two for the presets' guided prompts (``scripts/bench/bench_trapo_rollout.py``):
@@ -47,44 +50,40 @@ import asyncio
 import logging
 import os
 import random
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 from uuid import uuid4
 
-import numpy as np
 import ray
 import torch
 import transfer_queue as tq
 from omegaconf import DictConfig
-from trustrl.recipes.trapo.config import MicroGroupSchedule, trapo_config_from
+from trustrl.recipes.trapo.config import MicroGroupConfig, check_sizes_sum, trapo_config_from
+from trustrl.recipes.trapo.micro_groups import UNGUIDED, MicroGroupResult, MicroGroupScheduler, TrajectoryPlan
 from trustrl.recipes.trapo.prefix import (
-    decide_micro_group,
     expert_trace_tokens,
     expert_traces_of,
     paragraph_breaks,
     prefix_cut,
     trace_index,
 )
+from trustrl.recipes.trapo.rollout_metrics import METRIC_PREFIX
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
 from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ, apply_greedy_sampling_params
 from verl.utils.profiler import simple_timer
 
 __all__ = [
     "TRAPO_AGENT",
-    "MicroGroupResult",
+    # the scheduler's types, re-exported for the callers of this module (defined in micro_groups)
     "MicroGroupScheduler",
     "TrajectoryPlan",
     "TrapoAgentLoop",
     "TrapoAgentLoopManager",
     "TrapoAgentLoopOutput",
     "TrapoAgentLoopWorker",
-    "TrapoRolloutMetricsMixin",
     "TrapoRolloutSettings",
     "check_trapo_rollout_config",
-    "compute_trapo_rollout_metrics",
-    "trapo_rollout_metrics",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,47 +92,35 @@ logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
 TRAPO_AGENT = "trapo_agent"
 # agent names a TRAPO prompt may carry: verl's default, which the worker replaces, and ours
 _REPLACEABLE_AGENTS = (None, "single_turn_agent", TRAPO_AGENT)
-METRIC_PREFIX = "rollout/trapo/"
 
 
 # ------------------------------------------------------------------ settings
 
 
-@dataclass(frozen=True)
-class TrapoRolloutSettings:
-    """Everything the worker reads from the run config (``trapo.micro_group`` plus the rollout's n and length)."""
+@dataclass
+class TrapoRolloutSettings(MicroGroupConfig):
+    """Everything the worker reads from the run config: ``trapo.micro_group`` (the fields of
+    :class:`~trustrl.recipes.trapo.config.MicroGroupConfig`, validated there) plus the rollout's n and length."""
 
-    enable: bool
-    schedule: MicroGroupSchedule
-    trace_choice: str
-    trace_seed: int
-    paragraph_window: float
-    sft_copies: str
-    expert_field: str
-    prefetch_unguided: bool
-    reward_bounds: tuple[float, float] | None
-    n: int
-    response_length: int
+    # actor_rollout_ref.rollout.n
+    n: int = 1
+    # actor_rollout_ref.rollout.response_length
+    response_length: int = 512
+
+    def __post_init__(self):
+        super().__post_init__()
+        # the worker's working types (the yaml gives lists and ints)
+        if self.reward_bounds is not None:
+            self.reward_bounds = (float(self.reward_bounds[0]), float(self.reward_bounds[1]))
+        self.paragraph_window = float(self.paragraph_window)
 
     @classmethod
     def from_config(cls, config: DictConfig | Mapping) -> TrapoRolloutSettings:
         """Reads ``trapo.micro_group``, validated by ``trapo_config_from`` (``ValueError`` naming the key)."""
         mg = trapo_config_from(config).micro_group
-        bounds = mg.reward_bounds
         rollout = config["actor_rollout_ref"]["rollout"]
-        return cls(
-            enable=mg.enable,
-            schedule=mg.schedule,
-            trace_choice=mg.trace_choice,
-            trace_seed=mg.trace_seed,
-            paragraph_window=float(mg.paragraph_window),
-            sft_copies=mg.sft_copies,
-            expert_field=mg.expert_field,
-            prefetch_unguided=mg.prefetch_unguided,
-            reward_bounds=None if bounds is None else (float(bounds[0]), float(bounds[1])),
-            n=int(rollout["n"]),
-            response_length=int(rollout["response_length"]),
-        )
+        by_name = {f.name: getattr(mg, f.name) for f in fields(MicroGroupConfig)}
+        return cls(**by_name, n=int(rollout["n"]), response_length=int(rollout["response_length"]))
 
 
 def check_trapo_rollout_config(config: DictConfig, reward_loop_worker_handles=None) -> TrapoRolloutSettings:
@@ -142,12 +129,7 @@ def check_trapo_rollout_config(config: DictConfig, reward_loop_worker_handles=No
     if not settings.enable:
         logger.info("TrapoAgentLoopManager with trapo.micro_group.enable=False: every trajectory runs unguided")
         return settings
-    sizes = settings.schedule.sizes
-    if sum(sizes) != settings.n:
-        raise ValueError(
-            f"trapo.micro_group.sizes={list(sizes)} sum to {sum(sizes)} but actor_rollout_ref.rollout.n="
-            f"{settings.n}; make them agree (every group keeps exactly rollout.n rows)"
-        )
+    check_sizes_sum(settings.schedule.sizes, settings.n)
     if reward_loop_worker_handles is None:
         raise ValueError(
             "TRAPO's micro-group rule needs every trajectory's reward during rollout, but verl scores after rollout "
@@ -175,31 +157,6 @@ def check_trapo_rollout_config(config: DictConfig, reward_loop_worker_handles=No
 
 
 # ------------------------------------------------------------------ one trajectory
-
-
-@dataclass(frozen=True)
-class TrajectoryPlan:
-    """What one trajectory does; the worker passes it to :class:`TrapoAgentLoop` as the ``trapo`` keyword."""
-
-    # 0-based micro-group index i (g_{i+1})
-    group: int = 0
-    # the rule guided the group and an expert trace was available
-    guided: bool = False
-    # the rule asked for guidance but the prompt has no expert trace: ran unguided
-    no_trace: bool = False
-    # expert tokens that start the response (empty: unguided)
-    prefix_ids: tuple[int, ...] = ()
-    # the prefix tokens get the TrSFT term (sft_mask = prefix_mask)
-    sft: bool = False
-    # False: the prefix is the whole response (full trace), no server call
-    generate: bool = True
-    # which expert trace (-1: none)
-    trace_index: int = -1
-    # tokens of that trace cut off to fit the response budget (0: the whole trace fits)
-    trace_cut: int = 0
-
-
-UNGUIDED = TrajectoryPlan()
 
 
 class TrapoAgentLoopOutput(AgentLoopOutput):
@@ -283,14 +240,14 @@ class TrapoAgentLoop(AgentLoopBase):
         metrics: dict[str, Any] = {}
         if not plan.generate:
             return [], [], {}, metrics
-        # a copy per call: verl passes one dict to every session of a prompt (TRAPO_ROLLOUT_NOTES pitfall 1)
+        # a copy per call: verl passes one sampling_params dict to every session of a prompt (agent_loop_tq.py)
         params = dict(sampling_params)
         if prefix:
             budget = self.response_length - len(prefix)
             if budget <= 0:
                 # the prefix fills the response: the server would still sample one token (max_tokens >= 1)
                 return [], [], {}, metrics
-            # the server default would be ~response_length and overflow prefix + continuation (pitfall 3)
+            # without it the server allows ~response_length new tokens: prefix + continuation would overflow
             params["max_tokens"] = budget
         with simple_timer("generate_sequences", metrics):
             out = await self.server_manager.generate(
@@ -298,140 +255,6 @@ class TrapoAgentLoop(AgentLoopBase):
             )
         metrics["num_preempted"] = out.num_preempted if out.num_preempted is not None else -1
         return list(out.token_ids), out.log_probs, dict(out.extra_fields), metrics
-
-
-# ------------------------------------------------------------------ the micro-groups of one prompt
-
-
-@dataclass
-class _Sample:
-    session_id: int
-    group: int
-    plan: TrajectoryPlan
-    task: asyncio.Task
-    # generation round: 1 + the latest round whose rewards the launch waited for
-    round: int
-
-
-@dataclass
-class MicroGroupResult:
-    """The committed samples of one prompt, by session id, and what it took to get them."""
-
-    samples: list[_Sample]
-    # decisions[i]: the rule guided g_{i+1} (decisions[0] is always False)
-    decisions: list[bool]
-    # generation rounds on this prompt's critical path
-    rounds: int
-    # prefetched unguided samples dropped because their group was guided
-    discarded: int
-
-    def payload(self, session_id: int):
-        return self.samples[session_id].task.result()[1]
-
-
-PlanGroup = Callable[[int, bool], Awaitable[list[TrajectoryPlan]]]
-RunSample = Callable[[TrajectoryPlan, int], Awaitable[tuple[float | None, Any]]]
-
-
-class MicroGroupScheduler:
-    """Runs the micro-groups of one prompt: decisions in order, samples as early as the decisions allow.
-
-    Args:
-        schedule: sizes n_i, thresholds t_i, prefix ratios L_i.
-        plan_group: ``await plan_group(i, guided)`` → the ``n_i`` plans of micro-group i.
-        run_sample: ``await run_sample(plan, session_id)`` → ``(reward, payload)`` of one scored trajectory.
-        prefetch: draw the unguided samples of every later group together with g_1 (kept iff unguided).
-        reward_bounds: ``(lo, hi)`` of one reward, for decisions taken before all rewards are in; ``None``: wait.
-
-    Sessions are numbered through the groups (g_1 = 0..n_1-1, g_2 next, ...), so each prompt keeps exactly
-    ``sum(n_i)`` rows whatever the decisions.
-    """
-
-    def __init__(
-        self,
-        schedule: MicroGroupSchedule,
-        *,
-        plan_group: PlanGroup,
-        run_sample: RunSample,
-        prefetch: bool = True,
-        reward_bounds: tuple[float, float] | None = (0.0, 1.0),
-    ):
-        self.schedule = schedule
-        self.plan_group = plan_group
-        self.run_sample = run_sample
-        self.prefetch = prefetch
-        self.reward_bounds = reward_bounds
-        self.start = [sum(schedule.sizes[:i]) for i in range(len(schedule.sizes))]
-
-    async def _launch(self, group: int, guided: bool, round_: int) -> list[_Sample]:
-        plans = await self.plan_group(group, guided)
-        if len(plans) != self.schedule.sizes[group]:
-            raise RuntimeError(f"{len(plans)} plans for micro-group {group + 1} of size {self.schedule.sizes[group]}")
-        samples = []
-        for k, plan in enumerate(plans):
-            session = self.start[group] + k
-            samples.append(_Sample(session, group, plan, asyncio.create_task(self.run_sample(plan, session)), round_))
-        return samples
-
-    def _reward(self, sample: _Sample) -> float:
-        reward = sample.task.result()[0]  # re-raises the trajectory's error
-        if reward is None:
-            raise RuntimeError(
-                f"session {sample.session_id} has no reward at rollout time; TRAPO's rule needs the reward loop "
-                "workers (a rule-based reward or reward.reward_model.enable_resource_pool=True)"
-            )
-        if self.reward_bounds is not None and not self.reward_bounds[0] <= reward <= self.reward_bounds[1]:
-            raise ValueError(
-                f"reward {reward} of session {sample.session_id} is outside trapo.micro_group.reward_bounds="
-                f"{list(self.reward_bounds)}; set the bounds of your reward, or null to decide on complete rewards"
-            )
-        return float(reward)
-
-    def _decide(self, group: int, committed: list[_Sample]) -> bool | None:
-        known = [self._reward(s) for s in committed if s.task.done()]
-        return decide_micro_group(known, self.start[group], self.schedule.thresholds[group], self.reward_bounds)
-
-    async def run(self) -> MicroGroupResult:
-        n_groups = len(self.schedule.sizes)
-        committed: list[_Sample] = []
-        speculative: dict[int, list[_Sample]] = {}
-        discarded: list[_Sample] = []
-        decisions = [False]
-        try:
-            committed += await self._launch(0, False, 1)
-            if self.prefetch:
-                for group in range(1, n_groups):
-                    speculative[group] = await self._launch(group, False, 1)
-            group = 1
-            while True:
-                # take every decision that the rewards in so far (and the bounds) determine, in order
-                while group < n_groups and (guided := self._decide(group, committed)) is not None:
-                    decisions.append(guided)
-                    waited = [s.round for s in committed if s.task.done() and s.plan.generate]
-                    prefetched = speculative.pop(group, None)
-                    if guided or prefetched is None:
-                        for sample in prefetched or []:
-                            sample.task.cancel()
-                        discarded += prefetched or []
-                        committed += await self._launch(group, guided, 1 + max(waited, default=0))
-                    else:
-                        committed += prefetched
-                    group += 1
-                pending = [s.task for s in committed if not s.task.done()]
-                if not pending:
-                    break
-                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for sample in committed:
-                self._reward(sample)  # raise the error of any failed trajectory (also of the last group)
-        finally:
-            others = [s.task for s in [*committed, *discarded, *sum(speculative.values(), [])] if not s.task.done()]
-            for task in others:
-                task.cancel()
-            # settle everything (and retrieve dropped samples' errors) before the caller publishes a status
-            await asyncio.gather(*(s.task for s in [*committed, *discarded]), *others, return_exceptions=True)
-        committed.sort(key=lambda s: s.session_id)
-        rounds = max(s.round for s in committed if s.plan.generate)
-        return MicroGroupResult(committed, decisions, rounds, len(discarded))
 
 
 # ------------------------------------------------------------------ the worker
@@ -639,7 +462,8 @@ class TrapoAgentLoopWorker(AgentLoopWorkerTQ.__ray_metadata__.modified_class):
         for x, sample in zip(scored, result.samples, strict=True):
             extra = x.output.extra_fields
             if not sample.plan.generate:
-                # a full trace calls no server: take the weight versions of the prompt's generated rows (pitfall 7)
+                # a full trace calls no server, so it has no weight version: take those of the prompt's
+                # generated rows (the replay buffer reads min/max_global_steps from every row)
                 for key, pick in (("min_global_steps", min), ("max_global_steps", max)):
                     values = [e.get(key) for e in generated if e.get(key) is not None]
                     extra[key] = pick(values) if values else x.kwargs.get("global_steps")
@@ -675,106 +499,3 @@ class TrapoAgentLoopManager(AgentLoopManagerTQ):
         super().__init__(config, llm_client, teacher_client, reward_loop_worker_handles)
         # AgentLoopManagerTQ.__init__ installs its own worker class: replace it afterwards (workers spawn in create())
         self.agent_loop_workers_class = TrapoAgentLoopWorkerActor
-
-
-# ------------------------------------------------------------------ metrics
-
-
-def compute_trapo_rollout_metrics(
-    uids: Sequence[str], infos: Sequence[dict | None], rewards: Sequence[float], lengths: Sequence[int]
-) -> dict[str, float]:
-    """``rollout/trapo/*`` metrics of one training batch, from the per-row ``extra_fields["trapo"]`` records.
-
-    Args:
-        uids: prompt uid of each row.
-        infos: ``extra_fields["trapo"]`` of each row (``None`` for rows not produced by the micro-group path).
-        rewards: sequence reward of each row (sum of ``rm_scores``).
-        lengths: response length of each row (tokens, prefix included).
-
-    Returns:
-        ``{}`` without TRAPO rows, else:
-        ``guided_share/g{i}`` share of prompts whose micro-group i was guided, ``guided_share/any``;
-        ``no_trace_share`` share of prompts the rule wanted guided but that had no expert trace;
-        ``prefix_len/mean`` (and ``/g{i}``) mean expert prefix tokens of rows with a prefix;
-        ``unguided/reward_mean``, ``unguided/response_length_mean`` over rows without a prefix (the paper reports
-        these separately), ``guided/reward_mean`` over rows with one; ``rounds/mean``, ``rounds/max`` generation
-        rounds per prompt; ``prefetch_discarded/mean`` dropped prefetched samples per prompt;
-        ``rows_per_prompt/min`` and ``/max`` rows of each prompt in the batch (both ``rollout.n`` when every group
-        kept its n rows); ``sft_rows/mean`` rows per prompt that carry TrSFT tokens;
-        ``trace_cut_share`` share of prompts with a guided row whose expert trace was cut to the response budget
-        (0 when the data holds only traces that fit), ``trace_cut/full_rows`` full-trace rows built from a cut
-        trace (they end mid-reasoning and get TrSFT), ``trace_cut/tokens_max`` the most trace tokens cut off.
-    """
-    rows = [(u, i, float(r), int(n)) for u, i, r, n in zip(uids, infos, rewards, lengths, strict=True) if i]
-    if not rows:
-        return {}
-    by_prompt: dict[str, list[dict]] = defaultdict(list)
-    for uid, info, _, _ in rows:
-        by_prompt[uid].append(info)
-    n_prompts = len(by_prompt)
-    levels = sorted({info["micro_group"] for _, info, _, _ in rows if info["micro_group"] > 1})
-    out: dict[str, float] = {}
-    for level in levels:
-        hit = sum(any(i["guided"] and i["micro_group"] == level for i in infos_) for infos_ in by_prompt.values())
-        out[f"guided_share/g{level}"] = hit / n_prompts
-        lens = [i["prefix_len"] for _, i, _, _ in rows if i["micro_group"] == level and i["prefix_len"] > 0]
-        if lens:
-            out[f"prefix_len/g{level}"] = float(np.mean(lens))
-    out["guided_share/any"] = sum(any(i["guided"] for i in v) for v in by_prompt.values()) / n_prompts
-    out["no_trace_share"] = sum(any(i["no_trace"] for i in v) for v in by_prompt.values()) / n_prompts
-    prefixed = [(i["prefix_len"], r) for _, i, r, _ in rows if i["prefix_len"] > 0]
-    unguided = [(r, n) for _, i, r, n in rows if i["prefix_len"] == 0]
-    out["prefix_len/mean"] = float(np.mean([p for p, _ in prefixed])) if prefixed else 0.0
-    if prefixed:
-        out["guided/reward_mean"] = float(np.mean([r for _, r in prefixed]))
-    if unguided:
-        out["unguided/reward_mean"] = float(np.mean([r for r, _ in unguided]))
-        out["unguided/response_length_mean"] = float(np.mean([n for _, n in unguided]))
-    rounds = [v[0]["prompt_rounds"] for v in by_prompt.values()]
-    out["rounds/mean"], out["rounds/max"] = float(np.mean(rounds)), float(max(rounds))
-    out["prefetch_discarded/mean"] = float(np.mean([v[0]["prompt_discarded"] for v in by_prompt.values()]))
-    counts = [len(v) for v in by_prompt.values()]
-    out["rows_per_prompt/min"], out["rows_per_prompt/max"] = float(min(counts)), float(max(counts))
-    out["sft_rows/mean"] = float(np.mean([sum(i["sft_len"] > 0 for i in v) for v in by_prompt.values()]))
-
-    def was_cut(info: dict) -> bool:
-        return bool(info["guided"]) and info.get("trace_cut", 0) > 0
-
-    cut = [i for _, i, _, _ in rows if was_cut(i)]
-    out["trace_cut_share"] = sum(any(was_cut(i) for i in v) for v in by_prompt.values()) / n_prompts
-    out["trace_cut/full_rows"] = float(sum(not i["generated"] for i in cut))
-    out["trace_cut/tokens_max"] = float(max((i["trace_cut"] for i in cut), default=0))
-    return {METRIC_PREFIX + k: v for k, v in out.items()}
-
-
-def trapo_rollout_metrics(batch) -> dict[str, float]:
-    """:func:`compute_trapo_rollout_metrics` of a trainer batch (``KVBatchMeta``) read from TransferQueue.
-
-    Call it in the trainer's ``_compute_metrics`` (before the step clears TransferQueue), or mix
-    :class:`TrapoRolloutMetricsMixin` into the trainer. Padding rows are skipped.
-    """
-    real = [i for i, tag in enumerate(batch.tags) if not tag.get("is_padding", False)]
-    if not real:
-        return {}
-    keys = [batch.keys[i] for i in real]
-    fields_ = ["extra_fields", "rm_scores", "responses"]
-    data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields_)
-    if "extra_fields" not in data.keys():
-        return {}
-    # .get keeps the NonTensorStack (item access would unwrap it); as the trainer reads extra_fields
-    infos = [e.get("trapo") if isinstance(e, dict) else None for e in data.get("extra_fields").tolist()]
-    rm_scores, responses = data.get("rm_scores"), data.get("responses")
-    rewards = (rm_scores.to_padded_tensor(0.0) if rm_scores.is_nested else rm_scores).sum(-1).tolist()
-    if responses.is_nested:
-        lengths = responses.offsets().diff().tolist()
-    else:
-        lengths = [responses.shape[-1]] * len(keys)
-    return compute_trapo_rollout_metrics([k.split("_")[0] for k in keys], infos, rewards, lengths)
-
-
-class TrapoRolloutMetricsMixin:
-    """Trainer mixin: adds :func:`trapo_rollout_metrics` to each step's metrics (``class T(Mixin, PPOTrainerSync)``)."""
-
-    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
-        super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
-        metrics.update(trapo_rollout_metrics(batch))

@@ -22,7 +22,7 @@ from trustrl.policy_loss.trapo import finalize_trapo_metrics, trapo_loss
 from trustrl.recipes.runner import RecipeTaskRunner
 from trustrl.recipes.trapo.config import validate_trapo_run_config
 from trustrl.recipes.trapo.diagnostics import trapo_token_diagnostics
-from trustrl.recipes.trapo.rollout import TrapoRolloutMetricsMixin
+from trustrl.recipes.trapo.rollout_metrics import TrapoRolloutMetricsMixin
 from verl.trainer.ppo.v1 import PPOTrainerSync
 from verl.utils.config import omega_conf_to_dataclass
 
@@ -44,8 +44,9 @@ def build_trapo_actor_loss(config: DictConfig) -> partial:
 class TrapoTrainer(TrapoRolloutMetricsMixin, PPOTrainerSync):
     """V1 sync PPO trainer that trains the actor with :func:`trustrl.policy_loss.trapo.trapo_loss`.
 
-    :class:`~trustrl.recipes.trapo.rollout.TrapoRolloutMetricsMixin` adds the micro-group rollout's ``rollout/trapo/*``
-    metrics (guided shares per level, prefix lengths, unguided reward) to each step; nothing without guided rows.
+    :class:`~trustrl.recipes.trapo.rollout_metrics.TrapoRolloutMetricsMixin` adds the micro-group rollout's
+    ``rollout/trapo/*`` metrics (guided shares per level, prefix lengths, unguided reward) to each step; nothing
+    without guided rows.
     """
 
     def __init__(self, config: DictConfig):

@@ -660,8 +660,12 @@ def test_trsft_token_loss_weight_and_value():
         ({"alpha": True}, r"trapo\.alpha"),
         ({"sft_coef": -1.0}, r"trapo\.sft_coef must be finite and >= 0"),
         ({"sft_coef": float("nan")}, r"trapo\.sft_coef"),
-        ({"rl_loss_mode": "nope"}, r"trapo\.rl_loss_mode='nope' is not a registered"),
-        ({"loss_agg_mode": "seq-mean-token-mean"}, r"trapo\.loss_agg_mode='seq-mean-token-mean' is not supported"),
+        # the two knobs verl's actor config owns are named by their actor keys
+        ({"rl_loss_mode": "nope"}, r"actor_rollout_ref\.actor\.policy_loss\.loss_mode='nope' is not a registered"),
+        (
+            {"loss_agg_mode": "seq-mean-token-mean"},
+            r"actor_rollout_ref\.actor\.loss_agg_mode='seq-mean-token-mean' is not supported",
+        ),
     ],
 )
 def test_loss_config_errors_name_the_key(kwargs, match):

@@ -16,7 +16,7 @@ import random
 
 import pytest
 from trustrl.recipes.trapo.config import MICRO_GROUP_PRESETS
-from trustrl.recipes.trapo.rollout import MicroGroupScheduler, TrajectoryPlan
+from trustrl.recipes.trapo.micro_groups import MicroGroupScheduler, TrajectoryPlan
 
 PATTERNS = list(itertools.product((0.0, 1.0), repeat=7))
 MODES = {
@@ -98,7 +98,7 @@ def test_decisions_for_all_128_reward_patterns(preset, mode):
 
 def test_custom_schedule_five_groups():
     """Custom lists: sizes (2, 2, 2, 1, 1), thresholds (-1, 0.5, 0.6, 0.8, 0.95), ratios (0, 0.1, 0.3, 0.6, 1)."""
-    from trustrl.recipes.trapo.config import MicroGroupSchedule
+    from trustrl.recipes.trapo.micro_groups import MicroGroupSchedule
 
     schedule = MicroGroupSchedule((2, 2, 2, 1, 1), (-1.0, 0.5, 0.6, 0.8, 0.95), (0.0, 0.1, 0.3, 0.6, 1.0))
     pattern = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]  # means: 1/2, 3/4, 3/6, 4/7

@@ -24,8 +24,10 @@ from trustrl.recipes.trapo.rollout import (
     TrapoAgentLoop,
     TrapoAgentLoopManager,
     TrapoAgentLoopWorker,
-    TrapoRolloutMetricsMixin,
     check_trapo_rollout_config,
+)
+from trustrl.recipes.trapo.rollout_metrics import (
+    TrapoRolloutMetricsMixin,
     compute_trapo_rollout_metrics,
     trapo_rollout_metrics,
 )

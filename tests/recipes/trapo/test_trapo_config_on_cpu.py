@@ -7,6 +7,7 @@ import copy
 import os
 import subprocess
 import sys
+from dataclasses import fields as dataclass_fields
 from functools import partial
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from trustrl.recipes.trapo.config import (
     trapo_config_from,
     validate_trapo_run_config,
 )
-from trustrl.recipes.trapo.rollout import TrapoRolloutMetricsMixin
+from trustrl.recipes.trapo.rollout_metrics import TrapoRolloutMetricsMixin
 from trustrl.recipes.trapo.trainer import TrapoTaskRunner, TrapoTrainer, build_trapo_actor_loss
 from verl.trainer.main_ppo import TaskRunnerV1
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
@@ -88,19 +89,49 @@ def test_full_config_composes_with_verl_defaults_and_validates():
     validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
 
 
-def test_trapo_keys_are_mirrored_into_the_actor():
-    cfg = compose_trapo("trapo.rl_loss_mode=gspo", "trapo.loss_agg_mode=token-mean", "trapo.alpha=0.25")
+def test_the_loss_reads_verls_own_actor_keys():
+    """One key sets verl's actor and the TRAPO loss (no trapo.* copy to keep in agreement)."""
+    cfg = compose_trapo(
+        "actor_rollout_ref.actor.policy_loss.loss_mode=gspo",
+        "actor_rollout_ref.actor.loss_agg_mode=token-mean",
+        "trapo.alpha=0.25",
+    )
     assert cfg.actor_rollout_ref.actor.policy_loss.loss_mode == "gspo"
     assert cfg.actor_rollout_ref.actor.loss_agg_mode == "token-mean"
-    assert validate_trapo_run_config(cfg).loss.alpha == 0.25
+    loss = validate_trapo_run_config(cfg).loss
+    assert (loss.alpha, loss.rl_loss_mode, loss.loss_agg_mode) == (0.25, "gspo", "token-mean")
+    assert build_trapo_actor_loss(cfg).keywords["trapo_config"] == loss
+
+
+def test_the_loss_config_is_built_by_name():
+    """TrapoConfig's loss fields are TrapoLossConfig's (declared once) and copied by name, whatever their order."""
+    loss_fields = [f.name for f in dataclass_fields(TrapoLossConfig)]
+    assert [f.name for f in dataclass_fields(TrapoConfig)][: len(loss_fields)] == loss_fields
+    trapo = TrapoConfig(alpha=0.3, sft_coef=0.7, entropy_agg="loss_agg_mode", rl_loss_mode="gspo")
+    assert trapo.loss == TrapoLossConfig(
+        alpha=0.3,
+        sft_coef=0.7,
+        entropy_agg="loss_agg_mode",
+        rl_loss_mode="gspo",
+        loss_agg_mode="seq-mean-token-sum-norm",
+    )
+
+
+def test_the_recipe_yaml_states_the_dataclass_defaults():
+    """The yaml must list each trapo key for the command line; its values are the dataclasses' defaults."""
+    section = OmegaConf.to_container(compose_trapo().trapo)
+    micro_group = section.pop("micro_group")
+    assert section == {f: getattr(TrapoLossConfig(), f) for f in section} and "alpha" in section
+    assert micro_group == {f: getattr(MicroGroupConfig(), f) for f in micro_group}
+    assert set(section) | {"rl_loss_mode", "loss_agg_mode"} == {f.name for f in dataclass_fields(TrapoLossConfig)}
 
 
 def test_quatro_as_rl_term_with_its_estimator():
     cfg = compose_trapo(
-        "trapo.rl_loss_mode=quatro",
+        "actor_rollout_ref.actor.policy_loss.loss_mode=quatro",
         "algorithm.adv_estimator=quatro",
         "+algorithm.quatro.delta=0.05",
-        "trapo.loss_agg_mode=token-mean",
+        "actor_rollout_ref.actor.loss_agg_mode=token-mean",
     )
     assert validate_trapo_run_config(cfg).rl_loss_mode == "quatro"
     loss_fn = build_trapo_actor_loss(cfg)
@@ -116,17 +147,25 @@ def test_quatro_as_rl_term_with_its_estimator():
         (["trapo.alpha=0"], r"trapo\.alpha must be in \(0, 1\]"),
         (["trapo.alpha=1.5"], r"trapo\.alpha"),
         (["trapo.sft_coef=-0.5"], r"trapo\.sft_coef must be finite and >= 0"),
-        (["trapo.rl_loss_mode=not_a_loss"], r"trapo\.rl_loss_mode='not_a_loss' is not a registered verl policy loss"),
-        (["trapo.loss_agg_mode=seq-mean-token-mean"], r"trapo\.loss_agg_mode='seq-mean-token-mean' is not supported"),
+        (
+            ["actor_rollout_ref.actor.policy_loss.loss_mode=not_a_loss"],
+            r"actor_rollout_ref\.actor\.policy_loss\.loss_mode='not_a_loss' is not a registered verl policy loss",
+        ),
+        (
+            ["actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"],
+            r"actor_rollout_ref\.actor\.loss_agg_mode='seq-mean-token-mean' is not supported by TRAPO",
+        ),
+        # the former trapo copies of verl's keys point to them
+        (["+trapo.rl_loss_mode=gspo"], r"trapo\.rl_loss_mode is not a TRAPO key: .* set that instead"),
+        (["+trapo.loss_agg_mode=token-mean"], r"reads verl's actor_rollout_ref\.actor\.loss_agg_mode"),
+        (["trapo.entropy_agg=mean"], r"trapo\.entropy_agg='mean' is not supported"),
         (["+trapo.alpah=0.2"], r"unknown key\(s\) \['trapo\.alpah'\]"),
         # the estimator's option, read in the workers, is checked before Ray too
         (["+algorithm.trapo.norm_adv_by_sdt=True"], r"unknown key\(s\) \['algorithm\.trapo\.norm_adv_by_sdt'\]"),
         (["algorithm.trapo.norm_adv_by_std=1"], r"algorithm\.trapo\.norm_adv_by_std must be true or false"),
-        (["actor_rollout_ref.actor.loss_agg_mode=token-mean"], r"actor\.loss_agg_mode='token-mean' differs from trapo"),
-        (["actor_rollout_ref.actor.policy_loss.loss_mode=gspo"], r"set trapo\.rl_loss_mode instead"),
         (["actor_rollout_ref.actor.loss_scale_factor=null"], r"loss_scale_factor is null"),
         (["distillation.enabled=True"], r"set distillation\.enabled=False"),
-        (["trapo.rl_loss_mode=quatro"], r"needs algorithm\.adv_estimator=quatro"),
+        (["actor_rollout_ref.actor.policy_loss.loss_mode=quatro"], r"needs algorithm\.adv_estimator=quatro"),
         (["trainer.v1.trainer_mode=colocate_async"], r"trainer\.v1\.trainer_mode=sync"),
         (["trapo.micro_group.preset=luffy"], r"trapo\.micro_group\.preset must be one of"),
         (["trapo.micro_group.thresholds=[-1,0.7,0.5,0.9]"], r"thresholds must be strictly increasing"),
@@ -260,11 +299,11 @@ def test_trainer_is_the_sync_trainer_with_the_rollout_metrics():
 
 
 def test_trainer_adds_the_rollout_metrics(monkeypatch):
-    import trustrl.recipes.trapo.rollout as rollout
+    import trustrl.recipes.trapo.rollout_metrics as rollout_metrics
 
     calls = []
     monkeypatch.setattr(PPOTrainerSync, "_compute_metrics", lambda self, *args: calls.append(("verl", args)))
-    monkeypatch.setattr(rollout, "trapo_rollout_metrics", lambda batch: {"rollout/trapo/guided_share/any": 0.5})
+    monkeypatch.setattr(rollout_metrics, "trapo_rollout_metrics", lambda batch: {"rollout/trapo/guided_share/any": 0.5})
     trainer = TrapoTrainer.__new__(TrapoTrainer)
     metrics = {"actor/pg_loss": 0.1}
     trainer._compute_metrics("batch", metrics, {}, 3, 0)
