@@ -1,7 +1,7 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 r"""Sampling metrics for math benchmarks: avg@n, unbiased pass@k, maj@k and the unique-correct count.
 
-For problem i with n_i samples of which c_i are correct, over N problems (MATH_EVAL.md section 2.2):
+For problem i with n_i samples of which c_i are correct, over N problems:
 
 * ``avg@n``    = (1/N) Σ_i c_i / n_i (LUFFY/DAPO "avg@32", also "mean@n" or pass@1 from n samples).
 * ``pass@k``   = (1/N) Σ_i [1 − C(n_i − c_i, k) / C(n_i, k)], the unbiased estimator of Chen et al. (2021),
@@ -146,7 +146,7 @@ def _distinct_responses(results: Sequence[ProblemResult]) -> float:
 UNIQUE_CORRECT: dict[str, tuple[Callable[[Sequence[ProblemResult]], float], str]] = {
     "coverage": (
         _coverage,
-        "number of problems solved by at least one of the n samples (MATH_EVAL.md section 2.4 candidate (c))",
+        "number of problems solved by at least one of the n samples (candidate (c) of recipes/eval/README.md)",
     ),
     "distinct_responses": (
         _distinct_responses,
@@ -185,13 +185,16 @@ def benchmark_metrics(results: Sequence[ProblemResult], *, unique_correct_defini
 def average_metrics(per_benchmark: Mapping[str, dict], *, unique_correct_definition: str = "coverage") -> dict:
     """Macro average over benchmarks (LUFFY/TRAPO's "Avg." column); pass/maj@k for the k every benchmark has.
 
-    ``unique_correct`` is summed for ``coverage`` (problems solved across all benchmarks), else averaged.
+    ``unique_correct`` is summed for ``coverage`` (problems solved across all benchmarks), else averaged. ``k_max``
+    is the largest k of the average and ``k_limited_by`` the benchmarks whose sample count sets it (empty when every
+    benchmark has that k as its largest): with the ``luffy`` preset, MATH-500 (n = 1) limits the average to pass@1.
     """
     if not per_benchmark:
         raise ValueError("no benchmarks to average")
     ms = list(per_benchmark.values())
     common = [k for k in ms[0]["pass@k"] if all(k in m["pass@k"] for m in ms)]
     uc = [m["unique_correct"] for m in ms]
+    k_max = max(map(int, common))
     return {
         "n_benchmarks": len(ms),
         "n_problems": sum(m["n_problems"] for m in ms),
@@ -199,4 +202,9 @@ def average_metrics(per_benchmark: Mapping[str, dict], *, unique_correct_definit
         "pass@k": {k: float(np.mean([m["pass@k"][k] for m in ms])) for k in common},
         "maj@k": {k: float(np.mean([m["maj@k"][k] for m in ms])) for k in common},
         "unique_correct": float((sum if unique_correct_definition == "coverage" else np.mean)(uc)),
+        # the average's largest k is the largest k every benchmark has; these benchmarks set it (fewest samples)
+        "k_max": k_max,
+        "k_limited_by": [b for b, m in per_benchmark.items() if max(map(int, m["pass@k"])) == k_max]
+        if any(max(map(int, m["pass@k"])) > k_max for m in ms)
+        else [],
     }

@@ -54,51 +54,66 @@ def write_csv(reports: Mapping[str, dict], path: str | Path) -> Path:
     return path
 
 
-def _curve_panels(reports: Mapping[str, dict]) -> list[str]:
-    """Benchmarks (and 'average') with a curve, i.e. at least two k in some run; all benchmarks if none has."""
-    names = list(dict.fromkeys(b for rep in reports.values() for b in rep["benchmarks"]))
-    curves = [
-        b for b in names if any(len(rep["benchmarks"].get(b, {}).get("pass@k", {})) > 1 for rep in reports.values())
-    ]
-    if len(names) > 1 and any(len(rep["average"]["pass@k"]) > 1 for rep in reports.values()):
-        curves.append("average")
-    return curves or names
+def _names(reports: Mapping[str, dict]) -> list[str]:
+    return list(dict.fromkeys(b for rep in reports.values() for b in rep["benchmarks"]))
+
+
+def _max_k(m: dict) -> int:
+    return max(map(int, m["pass@k"]))
+
+
+def curve_average(rep: dict) -> tuple[dict[str, float], list[str]] | None:
+    """pass@k averaged over the benchmarks of one run that have more than one k, for the k they all have, and
+    their names; None when no benchmark has a curve, or every one has (then the report's own ``average`` is the
+    curve)."""
+    multi = {b: m for b, m in rep["benchmarks"].items() if len(m["pass@k"]) > 1}
+    if not multi or len(multi) == len(rep["benchmarks"]):
+        return None
+    first = next(iter(multi.values()))["pass@k"]
+    common = [k for k in first if all(k in m["pass@k"] for m in multi.values())]
+    return {k: sum(m["pass@k"][k] for m in multi.values()) / len(multi) for k in common}, list(multi)
+
+
+def plot_notes(reports: Mapping[str, dict], benchmarks: Sequence[str] | None = None) -> list[str]:
+    """What the pass@k figure leaves out or shows differently, one sentence each (also printed under the figure)."""
+    names = _names(reports)
+    notes = []
+    if benchmarks is not None:
+        left = [b for b in names if b not in benchmarks]
+        if left:
+            notes.append(f"not drawn (not asked for): {', '.join(left)}")
+    drawn = [b for b in (benchmarks or names) if b != "average"]
+    single = sorted(
+        {b for rep in reports.values() for b, m in rep["benchmarks"].items() if b in drawn and _max_k(m) == 1}
+    )
+    if single:
+        notes.append(f"n = 1, a single point at k = 1: {', '.join(single)}")
+    for run, rep in reports.items():
+        missing = [b for b in drawn if b not in rep["benchmarks"]]
+        if missing:
+            notes.append(f"run {run} has no {', '.join(missing)}")
+        curve = curve_average(rep)
+        if (benchmarks is None or "average" in benchmarks) and curve is not None:
+            out = [b for b in rep["benchmarks"] if b not in curve[1]]
+            notes.append(
+                f"average curve of {run}: mean of {', '.join(curve[1])} only ({', '.join(out)} have n = 1; the "
+                f"average over all {len(rep['benchmarks'])} benchmarks has pass@1 only)"
+            )
+    return notes
 
 
 def plot_pass_at_k(reports: Mapping[str, dict], path: str | Path, benchmarks: Sequence[str] | None = None) -> Path:
-    """One panel per benchmark: pass@k (%) against k on a log2 axis, one line per run.
+    """One panel per benchmark, plus ``average``: pass@k (%) against k, one line per run, on one y range (0-100).
 
-    Default panels: every benchmark with at least two k (n > 1) in some run, plus the macro average when it has
-    two k; if no benchmark has, every benchmark (single points).
+    Every benchmark is drawn: one with n = 1 is a single point at k = 1. The x axis is log2 with a tick at each k
+    that occurs (1, 2, 4, ..., and a last k that is not a power of two, such as 10). The ``average`` panel is the
+    report's macro average when every benchmark has a curve; otherwise it is the mean curve of the benchmarks with
+    n > 1, named in the panel title. What is left out or shown differently is written under the figure
+    (:func:`plot_notes`).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if benchmarks is None:
-        benchmarks = _curve_panels(reports)
-    if not benchmarks:
-        raise ValueError("no benchmarks to plot")
-    cols = min(3, len(benchmarks))
-    rows = -(-len(benchmarks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    for ax, bench in zip(axes.flat, benchmarks):
-        for run, rep in reports.items():
-            m = rep["average"] if bench == "average" else rep["benchmarks"].get(bench)
-            if m is None:
-                continue
-            ks = sorted(m["pass@k"], key=int)
-            ax.plot([int(k) for k in ks], [100 * m["pass@k"][k] for k in ks], marker="o", ms=3, label=run)
-        ax.set_xscale("log", base=2)
-        ax.set_title(bench)
-        ax.set_xlabel("k")
-        ax.set_ylabel("pass@k (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(benchmarks) :]:
-        ax.set_visible(False)
-    fig.tight_layout()
+    fig, _ = pass_at_k_figure(reports, benchmarks)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -106,19 +121,85 @@ def plot_pass_at_k(reports: Mapping[str, dict], path: str | Path, benchmarks: Se
     return path
 
 
+def pass_at_k_figure(reports: Mapping[str, dict], benchmarks: Sequence[str] | None = None):
+    """The figure of :func:`plot_pass_at_k` and its notes, without saving it (the caller closes the figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, asked = _names(reports), benchmarks
+    if benchmarks is None:
+        benchmarks = names + (["average"] if len(names) > 1 else [])
+    if not benchmarks:
+        raise ValueError("no benchmarks to plot")
+    unknown = [b for b in benchmarks if b != "average" and b not in names]
+    if unknown:
+        raise ValueError(f"no run has benchmark(s) {unknown}; the runs have {names}")
+    notes = plot_notes(reports, asked)
+    cols = min(3, len(benchmarks))
+    rows = -(-len(benchmarks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows + 0.25 * len(notes)), squeeze=False)
+    for ax, bench in zip(axes.flat, benchmarks):
+        title, all_ks = bench, set()
+        for run, rep in reports.items():
+            if bench == "average":
+                curve = curve_average(rep)
+                values = curve[0] if curve is not None else rep["average"]["pass@k"]
+                if curve is not None:
+                    title = "average of " + ", ".join(curve[1])
+            elif bench in rep["benchmarks"]:
+                values = rep["benchmarks"][bench]["pass@k"]
+            else:
+                continue
+            ks = sorted(map(int, values))
+            all_ks.update(ks)
+            ys = [100 * values[str(k)] for k in ks]
+            ax.plot(ks, ys, marker="o", ms=4 if len(ks) > 1 else 6, label=run, clip_on=False)
+        ax.set_xscale("log", base=2)
+        ticks = sorted(all_ks) or [1]
+        ax.set_xticks(ticks, [str(k) for k in ticks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlim(0.8, max(ticks) * 1.25 if max(ticks) > 1 else 2)
+        ax.set_ylim(0, 100)
+        ax.set_title(title, fontsize=9 if len(title) > 30 else 11)
+        ax.set_xlabel("k")
+        ax.set_ylabel("pass@k (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(benchmarks) :]:
+        ax.set_visible(False)
+    fig.tight_layout(rect=(0, 0.06 * len(notes) / rows if notes else 0, 1, 1))
+    if notes:
+        fig.text(0.01, 0.01, "\n".join(notes), fontsize=7, va="bottom", ha="left", wrap=True)
+    return fig, notes
+
+
 def format_table(reports: Mapping[str, dict]) -> str:
-    """A short text table for the terminal: avg@n, pass@1, pass@n and unique_correct per run and benchmark."""
+    """A short text table for the terminal: avg@n, pass@1, pass@k at each row's largest k (column k), uniq.
+
+    The average row's largest k is the largest k *every* benchmark has; a line under the table names the
+    benchmarks that limit it (the average of pass@n over benchmarks with different n is no pass@n).
+    """
     lines = [
-        f"{'run':16s} {'benchmark':14s} {'N':>5s} {'n':>4s} {'avg@n':>7s} {'pass@1':>7s} {'pass@n':>7s} {'uniq':>6s}"
+        f"{'run':16s} {'benchmark':14s} {'N':>5s} {'n':>4s} {'avg@n':>7s} {'pass@1':>7s} {'k':>4s} {'pass@k':>7s} "
+        f"{'uniq':>6s}"
     ]
+    notes = []
     for run, rep in reports.items():
         for bench, m in [*rep["benchmarks"].items(), ("average", rep["average"])]:
-            last = max(m["pass@k"], key=int)
+            k = _max_k(m)
             n = m.get("n_samples", "")
-            n = str(n[0] if isinstance(n, list) else n)
+            n = str(n[0] if isinstance(n, list) else n) if bench != "average" else "-"
+            pass_k = f"{100 * m['pass@k'][str(k)]:7.2f}" if k > 1 else f"{'-':>7s}"
             lines.append(
                 f"{run[:16]:16s} {bench[:14]:14s} {m['n_problems']:5d} {n:>4s} "
-                f"{100 * m['avg@n']:7.2f} {100 * m['pass@k']['1']:7.2f} {100 * m['pass@k'][last]:7.2f} "
+                f"{100 * m['avg@n']:7.2f} {100 * m['pass@k']['1']:7.2f} {k:4d} {pass_k} "
                 f"{m['unique_correct']:6g}"
             )
-    return "\n".join(lines)
+            if bench == "average" and m.get("k_limited_by"):
+                notes.append(
+                    f"{run}: the average row has k <= {k}, the largest k every benchmark has "
+                    f"(limited by {', '.join(m['k_limited_by'])}); pass@k of the others is in their rows"
+                )
+    return "\n".join(lines + notes)

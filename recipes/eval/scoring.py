@@ -11,7 +11,7 @@ A generations file is JSON Lines, one problem per line (what ``evaluate.py gener
 so per-sample dumps of other tools can be re-graded. ``ground_truth`` may be a list of acceptable answers.
 
 Grading calls :func:`trustrl.reward.math_reward.compute_scores`, the batch API of the training reward, so
-evaluation and training use one grader (MATH_EVAL.md section 5.3): the last complete ``\boxed{}`` after the
+evaluation and training use one grader: the last complete ``\boxed{}`` after the
 last ``</think>``, strict math-verify, hang-proof worker pool. A response with ``finish_reason == "length"``
 scores 0 under the reward's default ``truncation="zero"``.
 """
