@@ -143,7 +143,11 @@ def _score(args) -> int:
         write_csv(reports, args.out_dir / "metrics.csv"),
         plot_pass_at_k(reports, args.out_dir / "pass_at_k.png"),
     ]
+    from trustrl.recipes.eval.report import plot_notes
+
     print(format_table(reports))
+    for note in plot_notes(reports):
+        print(f"pass_at_k.png: {note}")
     print("wrote " + ", ".join(map(str, paths)))
     return 0
 
