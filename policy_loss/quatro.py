@@ -2,35 +2,38 @@
 """QUATRO policy loss: pull every sequence's log importance ratio to its trust-region target T_i.
 
 The advantage estimator ``quatro`` (:mod:`trustrl.advantage.quatro`) writes T_i, the exact per-prompt
-trust-region target log-ratio, on every response token. With u_i = Σ_t (log π_θ − log π_old)(o_{i,t}) over the
-response tokens and x_i the log-ratio at the chosen ``ratio_level``, the per-token loss of sequence i is
+trust-region target log-ratio, on every response token. With u_i = log ρ_i = Σ_t (log π_θ − log π_old)(o_{i,t})
+over the |o_i| response tokens, the loss is built from one scalar function (:func:`log_ratio_loss`)
 
-    ℓ_i = −[ ρ_i τ_i − (ρ_i x_i − ρ_i + 1) ],     ρ_i = exp(x_i),
+    ℓ(x; τ) = e^x (x − τ) − e^x + 1,        dℓ/dx = e^x (x − τ),
 
-    ratio_level   x_i                          τ_i (target)
-    seq           u_i                          T_i
-    seq_len_norm  u_i / |o_i|   (GSPO's s_i)   T_i / |o_i|
-    token         log r_{i,t} (per token)      T_i / |o_i|
+zero slope exactly at x = τ, pushing x up below the target and down above it (the "log-ratio stabilizer"; no
+clipping, so no gradient masking). Each sequence gets one term L_i, chosen per ``ratio_level`` so that its
+gradient with respect to every token log-prob is GSPO's with the advantage replaced by the remaining gap to the
+target (derivation in recipes/quatro/README.md, "Loss"):
 
-Its derivative is dℓ/dx = −ρ (τ − x): zero exactly at x = τ, pushing x up below the target and down above it
-(the "log-ratio stabilizer"; no clipping, so no gradient masking). For ``seq`` and ``seq_len_norm`` the
-sequence ratio is carried on each token as verl's GSPO does, value ρ_i on every token and gradient through
-each token's own log-prob, so ∂ℓ_{i,t}/∂ log π_θ(o_{i,t}) = −ρ_i(τ_i − x_i): one scalar per sequence. A
-custom autograd function returns exactly that (analytic backward: one masked row sum forward, one broadcast
-backward). All math is in float32 whatever the input dtype (float64 inputs stay float64).
+    ratio_level   sequence term L_i                              ∂L_i/∂log π_θ(o_{i,t})
+    seq_len_norm  |o_i| · ℓ(u_i/|o_i|; T_i/|o_i|)                 s_i (u_i − T_i)/|o_i|,   s_i = e^{u_i/|o_i|}
+    seq           ℓ(u_i; T_i) / |o_i|                            ρ_i (u_i − T_i)/|o_i|,   ρ_i = e^{u_i}
+    token         Σ_t ℓ(log r_{i,t}; T_i/|o_i|)                   r_{i,t} (log r_{i,t} − T_i/|o_i|)
 
-Clamp: x is clamped to ±``log_ratio_clamp`` (default 20) before exp, against overflow only. Past the clamp
-the value and the weight are those at the clamp, but the gradient is still passed (not zeroed as
-``torch.clamp`` would), so a sequence far past its target keeps a restoring force.
+Every token of sequence i carries L_i (``token``: |o_i|·ℓ_t, whose token mean is L_i) and verl's ``agg_loss``
+aggregates the matrix, so the reported value is, under ``seq-mean-token-mean`` (the recipe's mode),
+(1/B) Σ_i L_i: every sequence counted once, as the (1/G) Σ_i of the per-prompt objective. The gradient is
+autograd's through that value, so the backward is the gradient of the reported loss for every ratio level
+and every ``loss_agg_mode`` (and with rollout-correction weights). At ρ = 1 a sequence's total push
+Σ_t ∂loss/∂log π_θ(o_{i,t}) is −T_i/B, independent of |o_i|, as GSPO's is −Â_i/B. Other modes weight
+sequence i by its length as they do for any verl loss (``token-mean``: by |o_i|/Σ|o|, GRPO's weighting).
 
-Aggregation: the per-token loss matrix goes through verl's ``agg_loss(..., **config.global_batch_info)``, so
-micro-batch and data-parallel splits do not change the result. The recipe uses ``seq-mean-token-mean``: each
-sequence weighs the same, as the (1/G) Σ_i of the per-prompt objective.
+Scale: the push is T_i where GSPO's is the group-normalised Â_i; to first order in δ, T_i ≈ √(2δ_q)·Â_i, so the
+gradient norm is about √(2δ) of GSPO's (0.3-0.4x at δ = 0.05, ``scripts/bench/bench_quatro.py --parts grad``).
+Prompts weigh equally: the Lagrangian's λ_q-weighting is not available to a verl policy loss (it receives
+T_i only) and made no consistent difference in the toy study (recipes/quatro/README.md, "Open choices").
 
-Prompt weighting: equal weight per sequence, hence per prompt for equal G. The Lagrangian weights prompt q by
-λ_q; dividing by λ_q gives the same fixed points with equal prompt weights. The loss only receives T_i (λ_q is
-not in verl's 7 arguments), the multi-token toy study found λ-weighting made no consistent difference (Adam
-normalises the overall scale), and equal weights keep easy and hard prompts on one footing, so we use them.
+Clamp: past |x| = ``log_ratio_clamp`` (default 20, against float32 overflow only) ℓ continues linearly with
+the slope it has at the clamp, so the value stays finite, the gradient is the value's own and a sequence far
+past its target keeps a restoring force. All math is in float32 whatever the input dtype (float64 stays
+float64).
 
 Degenerate groups (all-equal or singleton, T = 0): ``zero_target=anchor`` (default) keeps them, and their
 stabilizer pulls π_θ back to π_old on those prompts; ``zero_target=mask`` gives them zero loss. A row is
@@ -66,7 +69,9 @@ __all__ = [
     "ZERO_TARGET_MODES",
     "QuatroPolicyLossConfig",
     "compute_policy_loss_quatro",
+    "log_ratio_loss",
     "quatro_loss_options",
+    "sequence_loss_terms",
 ]
 
 RATIO_LEVELS = ("seq", "seq_len_norm", "token")
@@ -106,10 +111,11 @@ class QuatroPolicyLossConfig(PolicyLossConfig):
 
     Args:
         loss_mode: ``quatro``.
-        ratio_level: ``seq_len_norm`` (default; GSPO-like s_i = ρ_i^{1/|o_i|} with target T_i/|o_i|, the only
-            level stable at an aggressive learning rate in the toy study), ``seq`` (the exact theory, ρ_i), or
-            ``token`` (per-token ratios with target T_i/|o_i|; does not reach the trust-region solution).
-        log_ratio_clamp: bound on |x| before exp, against float32 overflow only (default 20).
+        ratio_level: ``seq_len_norm`` (default; GSPO's s_i = ρ_i^{1/|o_i|} as the importance weight, the only
+            level stable at an aggressive learning rate in the toy study), ``seq`` (the exact theory's weight
+            ρ_i), or ``token`` (per-token ratios with target T_i/|o_i|; does not reach the trust-region
+            solution). The three have the same per-token gradient at ρ = 1 (module docstring).
+        log_ratio_clamp: |x| past which ℓ continues linearly, against float32 overflow only (default 20).
         zero_target: ``anchor`` (keep T = 0 rows as anchors to π_old, default) or ``mask`` (zero loss).
     """
 
@@ -135,49 +141,75 @@ def quatro_loss_options(config: Any) -> tuple[str, float, str]:
     return values[0], float(values[1]), values[2]
 
 
-class _QuatroLoss(torch.autograd.Function):
-    """Per-token QUATRO loss with its analytic gradient w.r.t. ``log_prob``.
+def log_ratio_loss(x: torch.Tensor, tau: torch.Tensor, clamp: float = _DEFAULTS["log_ratio_clamp"]) -> torch.Tensor:
+    """ℓ(x; τ) = e^x (x − τ) − e^x + 1, elementwise; past |x| = ``clamp`` continued linearly (same slope).
 
-    forward(log_prob, old_log_prob, target, mask, length, weight, ratio_level, clamp) → (loss, u, clamped):
-    float32 (bs, L) log-probs, (bs,) T_i, float32 0/1 (bs, L) mask, (bs,) |o_i| ≥ 1, optional (bs,) sequence
-    weight. Returns the (bs, L) loss, the unclamped sequence log-ratio u = Σ_t mask·(log_prob − old_log_prob)
-    and the (bs,) clamped share (0/1 per sequence; per-token fraction for ``token``), the last two for metrics.
+    dℓ/dx = e^x (x − τ): zero at x = τ (the fixed point), negative below it, positive above it. Past the clamp
+    the value is ℓ(x_c) + ℓ'(x_c)(x − x_c), x_c = clamp(x), so exp never overflows and the gradient stays the
+    derivative of the value (a restoring force, not the zero gradient of a hard clamp).
+
+    >>> x = torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64, requires_grad=True)
+    >>> tau = torch.tensor([0.3, 0.5, 0.0], dtype=torch.float64)
+    >>> value = log_ratio_loss(x, tau)
+    >>> [round(v, 4) for v in value.tolist()]  # −τ at x = 0; 1 − e^τ at the target
+    [-0.3, -0.6487, 0.1756]
+    >>> value.sum().backward(); [round(g, 4) for g in x.grad.tolist()]  # e^x (x − τ)
+    [-0.3, 0.0, 0.8244]
+    >>> c = 20.0; round(float(log_ratio_loss(torch.tensor(30.0), torch.tensor(0.0), c)) / math.exp(c), 4)
+    219.0
+    >>> # = ℓ(20) + ℓ'(20)·(30 − 20) = e^20 (20 − 1 + 200) + 1: linear past the clamp, same slope
     """
+    x_c = x.clamp(-clamp, clamp)
+    rho = torch.exp(x_c)
+    slope = rho * (x_c - tau)
+    return slope - rho + 1.0 + slope * (x - x_c)
 
-    @staticmethod
-    def forward(ctx, log_prob, old_log_prob, target, mask, length, weight, ratio_level, clamp):
-        token_log_ratio = _masked_log_ratio(log_prob, old_log_prob, mask)
-        u = token_log_ratio.sum(dim=-1)
-        if ratio_level == "token":
-            clamped = (token_log_ratio.abs() >= clamp).sum(dim=-1) / length
-            x = token_log_ratio.clamp(-clamp, clamp)
-            tau = (target / length).unsqueeze(-1)
-        else:
-            x = u if ratio_level == "seq" else u / length
-            clamped = (x.abs() >= clamp).float()
-            x = x.clamp(-clamp, clamp)
-            tau = target if ratio_level == "seq" else target / length
-        rho = torch.exp(x)
-        # ℓ = −[ρ τ − (ρ x − ρ + 1)];  dℓ/dx = −ρ (τ − x)
-        loss = rho * (x - tau) - rho + 1.0
-        coef = rho * (x - tau)
+
+def sequence_loss_terms(
+    token_log_ratio: torch.Tensor,
+    target: torch.Tensor,
+    length: torch.Tensor,
+    ratio_level: str,
+    clamp: float,
+    weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token loss matrix whose token mean in each row is the sequence term L_i (module docstring's table).
+
+    Args:
+        token_log_ratio: (bs, L) log π_θ − log π_old on response tokens, 0 elsewhere (carries the gradient).
+        target: (bs,) T_i.  length: (bs,) |o_i| ≥ 1.  ratio_level, clamp: see :class:`QuatroPolicyLossConfig`.
+        weight: optional (bs,) factor on each sequence's term (``zero_target=mask``).
+
+    Returns:
+        ((bs, L) matrix, (bs,) u_i = Σ_t log r_{i,t} detached, (bs,) share of the row's ratio-level log-ratios
+        at or past the clamp).
+
+    >>> lr = torch.tensor([[0.1, 0.3], [0.2, 0.0]], dtype=torch.float64)
+    >>> length, target = torch.tensor([2.0, 1.0], dtype=torch.float64), torch.tensor([0.4, 0.0], dtype=torch.float64)
+    >>> m, u, _ = sequence_loss_terms(lr, target, length, "seq_len_norm", 20.0)
+    >>> [round(v, 6) for v in m[:, 0].tolist()]  # |o|·ℓ(u/|o|; T/|o|): row 0 at its target, 2·(1 − e^0.2)
+    [-0.442806, 0.022878]
+    >>> bool(torch.equal(m[:, 0], m[:, 1]))  # the sequence's term on each of its tokens
+    True
+    """
+    u = token_log_ratio.sum(dim=-1)
+    scale = length if weight is None else length * weight
+    if ratio_level == "token":
+        tau = (target / length).unsqueeze(-1)
+        clamped = (token_log_ratio.detach().abs() >= clamp).sum(dim=-1) / length
+        matrix = log_ratio_loss(token_log_ratio, tau, clamp) * scale.unsqueeze(-1)
+        return matrix, u.detach(), clamped
+    if ratio_level == "seq":
+        x = u
+        seq_term = log_ratio_loss(u, target, clamp) / length
         if weight is not None:
-            w = weight if ratio_level != "token" else weight.unsqueeze(-1)
-            loss, coef = loss * w, coef * w
-        ctx.save_for_backward(coef)
-        ctx.mark_non_differentiable(u, clamped)
-        if ratio_level != "token":
-            # the sequence value on every token (a view: no (bs, L) write)
-            loss = loss.unsqueeze(-1).expand_as(log_prob)
-        return loss, u, clamped
-
-    @staticmethod
-    def backward(ctx, grad_loss, grad_u, grad_clamped):
-        (coef,) = ctx.saved_tensors
-        if coef.dim() == 1:
-            coef = coef.unsqueeze(-1)
-        # carried ratio: ∂ℓ_{i,t}/∂log π_θ(o_{i,t}) = dℓ_i/dx_i (GSPO-style), one scalar per sequence
-        return grad_loss * coef, None, None, None, None, None, None, None
+            seq_term = seq_term * weight
+    else:
+        x = u / length
+        seq_term = log_ratio_loss(x, target / length, clamp) * scale
+    clamped = (x.detach().abs() >= clamp).to(u.dtype)
+    # the sequence's term on every token (a view: no (bs, L) write)
+    return seq_term.unsqueeze(-1).expand_as(token_log_ratio), u.detach(), clamped
 
 
 def _masked_log_ratio(log_prob: torch.Tensor, old_log_prob: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -186,8 +218,8 @@ def _masked_log_ratio(log_prob: torch.Tensor, old_log_prob: torch.Tensor, mask: 
     A product with the 0/1 mask is ~4x faster than ``torch.where`` on CPU but turns non-finite junk at masked
     slots into NaN; only then (checked on the row sums) is the slower exact form used.
     """
-    token_log_ratio = (log_prob - old_log_prob).mul_(mask)
-    if not bool(torch.isfinite(token_log_ratio.sum(dim=-1)).all()):
+    token_log_ratio = (log_prob - old_log_prob) * mask
+    if not bool(torch.isfinite(token_log_ratio.detach().sum(dim=-1)).all()):
         token_log_ratio = torch.where(mask.bool(), log_prob - old_log_prob, 0.0)
     return token_log_ratio
 
@@ -217,7 +249,8 @@ def compute_policy_loss_quatro(
         log_prob: (bs, response_length) log π_θ per token (carries the gradient; any float dtype).
         advantages: (bs, response_length) T_i on every response token (the ``quatro`` estimator's output).
         response_mask: (bs, response_length) response tokens (bool or 0/1).
-        loss_agg_mode: verl aggregation mode; ``seq-mean-token-mean`` weighs every sequence equally.
+        loss_agg_mode: verl aggregation mode; ``seq-mean-token-mean`` (the recipe's) counts every sequence's
+            term once; ``token-mean`` and the token-sum modes weight it by its length, as for any verl loss.
         config: verl ``ActorConfig``: ``policy_loss`` options (:class:`QuatroPolicyLossConfig` or defaults)
             and ``global_batch_info`` for ``agg_loss``. ``None`` → defaults, local aggregation.
         rollout_is_weights: optional (bs, response_length) rollout-correction IS weights, multiplied per token.
@@ -236,9 +269,8 @@ def compute_policy_loss_quatro(
     target = _masked_row_mean(advantages.to(dtype), mask, length_f)
     weight = (target != 0).to(dtype) if zero_target == "mask" else None
 
-    loss_mat, u, clamped = _QuatroLoss.apply(
-        log_prob.to(dtype), old_log_prob.detach().to(dtype), target, mask, length_f, weight, ratio_level, clamp
-    )
+    token_log_ratio = _masked_log_ratio(log_prob.to(dtype), old_log_prob.detach().to(dtype), mask)
+    loss_mat, u, clamped = sequence_loss_terms(token_log_ratio, target, length_f, ratio_level, clamp, weight)
     if rollout_is_weights is not None:
         loss_mat = loss_mat * rollout_is_weights
     global_batch_info = getattr(config, "global_batch_info", None) or {}

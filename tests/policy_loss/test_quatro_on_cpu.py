@@ -1,10 +1,10 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 """The ``quatro`` policy loss against a slow reference written from the equations.
 
-Reference (recipes/quatro/README.md): per token ℓ_{i,t} = −[ρ τ − (ρ x − ρ + 1)], ρ = e^x, with the GSPO-style
-carried ratio x_{i,t} = sg(x_i) + log π_θ(o_{i,t}) − sg(log π_θ(o_{i,t})) for ``seq`` (x_i = u_i, τ = T_i) and
-``seq_len_norm`` (x_i = u_i/|o_i|, τ = T_i/|o_i|), and x_{i,t} = log r_{i,t}, τ = T_i/|o_i| for ``token``;
-aggregated by verl's loss_agg_mode definitions, written out as loops.
+Reference (recipes/quatro/README.md, "Loss"): ℓ(x; τ) = e^x (x − τ) − e^x + 1 and one term per sequence,
+L_i = |o_i|·ℓ(u_i/|o_i|; T_i/|o_i|) for ``seq_len_norm``, ℓ(u_i; T_i)/|o_i| for ``seq`` (u_i = Σ_t log r_{i,t}
+with its full gradient), carried on every token; ``token``: |o_i|·ℓ(log r_{i,t}; T_i/|o_i|) on token t (token
+mean L_i = Σ_t ℓ); aggregated by verl's loss_agg_mode definitions, written out as loops.
 """
 
 import inspect
@@ -50,6 +50,10 @@ def _inputs(seed, bs=6, length=9, dtype=torch.float64, scale=0.3):
     return old, new, adv, mask, isw
 
 
+def _ell(x, tau):
+    return torch.exp(x) * (x - tau) - torch.exp(x) + 1
+
+
 def _reference(old, new, adv, mask, mode, level, isw=None, zero_target="anchor", info=None):
     """Loops over sequences and tokens; returns the scalar loss (autograd through ``new``)."""
     info = info or {}
@@ -64,13 +68,11 @@ def _reference(old, new, adv, mask, mode, level, isw=None, zero_target="anchor",
             u = sum(new[i, t] - old[i, t] for t in toks)
             for t in toks:
                 if level == "seq":
-                    x, tau = u.detach() + new[i, t] - new[i, t].detach(), target
+                    loss = _ell(u, target) / n
                 elif level == "seq_len_norm":
-                    x, tau = (u / n).detach() + new[i, t] - new[i, t].detach(), target / n
+                    loss = n * _ell(u / n, target / n)
                 else:
-                    x, tau = new[i, t] - old[i, t], target / n
-                rho = torch.exp(x)
-                loss = -(rho * tau - (rho * x - rho + 1))
+                    loss = n * _ell(new[i, t] - old[i, t], target / n)
                 if zero_target == "mask" and target == 0:
                     loss = loss * 0
                 row.append(loss * (isw[i, t] if isw is not None else 1.0))
@@ -137,44 +139,47 @@ def test_zero_target_mask_option():
     assert bool((anchored[1][mask[1]] != 0).all())  # as an anchor it pulls back to π_old
 
 
-def test_token_level_passes_gradcheck():
-    # token level: value and gradient are consistent (no carried ratio), so finite differences apply
-    old, new, adv, mask, isw = _inputs(5, bs=3, length=4)
-    cfg = _actor("token", "token-mean")
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("with_isw", [False, True])
+def test_backward_is_the_gradient_of_the_reported_value(level, mode, with_isw):
+    # central finite differences of the returned loss (float64) against the backward, every accepted pair;
+    # lengths 1-9 with an anchor row (T = 0) and an empty row
+    old, new, adv, mask, isw = _inputs(5, bs=5, length=9)
+    cfg = _actor(level, mode)
 
     def fn(lp):
-        return compute_policy_loss_quatro(old, lp, adv, mask, "token-mean", cfg, isw)[0]
+        return compute_policy_loss_quatro(old, lp, adv, mask, mode, cfg, isw if with_isw else None)[0]
 
-    assert torch.autograd.gradcheck(fn, (new.detach().clone().requires_grad_(True),))
+    assert torch.autograd.gradcheck(fn, (new.detach().clone().requires_grad_(True),), eps=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("level,mode", [("seq", "seq-mean-token-sum"), ("seq_len_norm", "seq-mean-token-mean")])
-def test_carried_gradient_is_the_sequence_objective_gradient(level, mode):
-    # with these pairings the GSPO-style surrogate gradient equals ∇ (1/B) Σ_i ℓ(x_i) exactly
-    old, new, adv, mask, _ = _inputs(6)
-    _, grad, _ = _ours(old, new, adv, mask, mode, level)
+@pytest.mark.parametrize("level", LEVELS)
+def test_backward_is_the_value_gradient_past_the_clamp(level):
+    # a clamp of 0.05 puts most ratio-level log-ratios past it: ℓ continues linearly and stays differentiable
+    old, new, adv, mask, _ = _inputs(15, bs=5, length=9, scale=0.5)
+    cfg = _actor(level, "seq-mean-token-mean", log_ratio_clamp=0.05)
+
+    def fn(lp):
+        return compute_policy_loss_quatro(old, lp, adv, mask, "seq-mean-token-mean", cfg)[0]
+
     lp = new.detach().clone().requires_grad_(True)
-    n = mask.sum(-1).clamp(min=1)
-    u = ((lp - old) * mask).sum(-1)
-    target = (adv * mask).sum(-1) / n
-    x, tau = (u, target) if level == "seq" else (u / n, target / n)
-    rho = torch.exp(x)
-    objective = (-(rho * tau - (rho * x - rho + 1)))[mask.any(-1)].sum() / mask.any(-1).sum()
-    objective.backward()
-    # rtol 1e-7: verl's seq-mean-token-mean divides by |o_i| + 1e-8
-    torch.testing.assert_close(grad, lp.grad, rtol=1e-7, atol=1e-14)
+    metrics = compute_policy_loss_quatro(old, lp, adv, mask, "seq-mean-token-mean", cfg)[1]
+    assert metrics["actor/quatro/share_clamped"] > 0.3
+    assert torch.autograd.gradcheck(fn, (lp,), eps=1e-6, atol=1e-8)
 
 
 def test_ratio_one_gives_reinforce_gradient_and_zero_target_zero_loss():
     old, _, adv, mask, _ = _inputs(7)
+    n = mask.sum(-1, keepdim=True).clamp(min=1)
     for level in LEVELS:
         loss, grad, _ = _ours(old, old.clone(), adv, mask, "token-mean", level)
-        # ρ = 1: ℓ = −τ per token, ∂ℓ/∂log π = −τ: REINFORCE with advantage τ, aggregated by token-mean
-        n = mask.sum(-1, keepdim=True).clamp(min=1)
-        tau = adv if level == "seq" else adv / n
-        expected = -tau * mask / mask.sum()
-        torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-15)
-        torch.testing.assert_close(loss, (-(tau * mask).sum() / mask.sum()), rtol=1e-12, atol=1e-15)
+        # ρ = 1: ∂L_i/∂log π(o_{i,t}) = −T_i/|o_i| at every level; token-mean weights sequence i by |o_i|/N, so
+        # each token gets −T_i/N: REINFORCE with advantage T_i, aggregated by token-mean
+        torch.testing.assert_close(grad, -adv * mask / mask.sum(), rtol=1e-12, atol=1e-15)
+        # ℓ(0; τ) = −τ: L_i = −T_i (seq_len_norm, token) or −T_i/|o_i| (seq), each on |o_i| tokens
+        seq_term = -adv / n if level == "seq" else -adv
+        torch.testing.assert_close(loss, (seq_term * mask).sum() / mask.sum(), rtol=1e-12, atol=1e-15)
     zero, grad0, _ = _ours(old, old.clone(), torch.zeros_like(adv), mask, "token-mean", "seq")
     assert zero.item() == 0.0 and bool((grad0 == 0).all())
 
@@ -471,3 +476,66 @@ def test_verl_ppo_loss_on_nested_tensordict_in_fresh_process():
     for key, value in metrics.items():
         assert out["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-9)
     assert out["metrics"]["actor/pg_loss"] == pytest.approx(loss.item(), rel=1e-6)
+
+
+# ------------------------------------------------------------------- scale against verl's losses, real lengths
+
+
+def _length_slope(grad, adv, mask):
+    """Least-squares slope of log(push_i / |A_i|) on log |o_i|, push_i = Σ_t ∂loss/∂log π(o_{i,t})."""
+    n = mask.sum(-1).double()
+    a = (adv * mask).sum(-1) / n
+    rows = a.abs() > 0
+    y = torch.log((grad * mask).sum(-1)[rows].abs() / a[rows].abs())
+    x = torch.log(n[rows])
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / (x * x).sum())
+
+
+@pytest.mark.parametrize("perturbed", [False, True])
+def test_recipe_default_scale_and_length_bias_against_gspo_and_vanilla(perturbed):
+    """At 1,024-3,072-token mixed lengths: L2(∂loss/∂log π) within 0.25-4x of verl's gspo and vanilla (grpo
+    advantages, same batch), and the push per unit target independent of |o_i|, as GSPO's (slope 0), at ρ = 1
+    (the first mini-batch) and near it (per unit of the remaining gap T_i − u_i there)."""
+    import numpy as np
+    from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY, get_adv_estimator_fn
+
+    recipe = OmegaConf.load("recipes/quatro/config/quatro_trainer.yaml").actor_rollout_ref.actor
+    level, mode = recipe.policy_loss.ratio_level, recipe.loss_agg_mode
+    g = torch.Generator().manual_seed(21)
+    prompts, group, width = 12, 8, 3072
+    n = prompts * group
+    lengths = torch.randint(1024, width + 1, (n,), generator=g)
+    mask = torch.arange(width)[None] < lengths[:, None]
+    p = torch.rand(prompts, generator=g).repeat_interleave(group)
+    scores = (torch.rand(n, generator=g) < p).double()
+    uid = np.array([i // group for i in range(n)])
+    target = solve_quatro_targets(scores, uid, QuatroConfig()).targets
+    rewards = torch.zeros(n, width, dtype=torch.float64)
+    rewards[torch.arange(n), lengths - 1] = scores
+    grpo, _ = get_adv_estimator_fn("grpo")(token_level_rewards=rewards, response_mask=mask, index=uid)
+    old = -2.0 * torch.rand(n, width, generator=g, dtype=torch.float64)
+    new = old + (1e-3 * torch.randn(n, width, generator=g, dtype=torch.float64) if perturbed else 0.0)
+    quatro_adv = target[:, None] * mask
+
+    def grad_of(fn, adv, agg, cfg):
+        lp = new.detach().clone().requires_grad_(True)
+        fn(old, lp, adv, mask, agg, cfg, None)[0].backward()
+        return lp.grad
+
+    gspo_cfg = ActorConfig(
+        strategy="fsdp", rollout_n=1, ppo_micro_batch_size_per_gpu=1, loss_agg_mode="seq-mean-token-mean",
+        clip_ratio_low=3e-4, clip_ratio_high=4e-4, policy_loss=PolicyLossConfig(loss_mode="gspo"),
+    )  # fmt: skip
+    vanilla_cfg = _actor(None, "token-mean")
+    ours = grad_of(compute_policy_loss_quatro, quatro_adv, mode, _actor(level, mode))
+    gspo = grad_of(POLICY_LOSS_REGISTRY["gspo"], grpo, "seq-mean-token-mean", gspo_cfg)
+    vanilla = grad_of(POLICY_LOSS_REGISTRY["vanilla"], grpo, "token-mean", vanilla_cfg)
+    for name, ref in (("gspo", gspo), ("vanilla", vanilla)):
+        ratio = float(ours.norm() / ref.norm())
+        assert 0.25 <= ratio <= 4.0, (name, ratio)
+    # per unit of the remaining gap T_i − u_i (= T_i at ρ = 1), as GSPO's per unit of its advantage
+    gap = (target - ((new - old) * mask).sum(-1))[:, None] * mask
+    slope = _length_slope(ours, gap, mask)
+    assert abs(slope - _length_slope(gspo, grpo, mask)) < 0.02, slope
+    assert abs(_length_slope(vanilla, grpo, mask) - 1.0) < 0.02  # the check can see a length bias
