@@ -512,7 +512,7 @@ def test_junk_in_masked_positions_changes_nothing(rl_loss_mode):
             # log-probs at tokens outside response_mask (they get no term at all)
             positions = torch.nonzero(~r["resp"].bool()).flatten() + r["plen"] - 1
             r["lp"][positions] = junk
-        # stale, longer masks (padding rows cloned from a guided row, ROLLOUT_NOTES §4.9)
+        # stale, longer masks (verl's balance-padding rows cloned from a guided row)
         r["prefix"] = torch.cat([r["prefix"], torch.ones(5, dtype=torch.int64)])
         r["sft"] = torch.cat([r["sft"], torch.ones(5, dtype=torch.int64)])
     loss_junk, _ = run(rows, trapo=trapo, **info)

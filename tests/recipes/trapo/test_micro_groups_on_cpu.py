@@ -1,8 +1,9 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 """The micro-group decisions of one prompt (``MicroGroupScheduler``) for every reward pattern, in every mode.
 
-The expected decisions are a table written from the rule in integer sums (TRAPO.md section 4.2 and 4.1), not from the
-code's mean comparison: with 0/1 rewards and S(m) the number of correct trajectories among the first m,
+The expected decisions are a table written from the rule in integer sums (recipes/trapo/README.md, "Micro-group
+sampling"), not from the code's mean comparison: with 0/1 rewards and S(m) the number of correct trajectories among
+the first m,
 
     official_code   g2: S(4) < 2    g3: S(6) < 4     g4: S(7) < 7
     paper           g2: S(4) < 2    g3: S(6) <= 4    g4: S(7) <= 6     (mean < 0.5, 0.7, 0.9)

@@ -26,8 +26,8 @@ def tok(tmp_path_factory):
 
 
 def official_cut(break_ids: list[int], n: int, ratio: float) -> int:
-    """TRAPO.md section 4.3, written from the description of ``get_prefix_end_idx`` (window 0.3): the list of
-    indices whose token contains a paragraph break, threshold ``int(n * ratio)``, the first index above it."""
+    """The official ``get_prefix_end_idx`` (https://github.com/Su-my/TRAPO, ``mix_vllm_rollout.py``; window 0.3): the
+    list of indices whose token contains a paragraph break, threshold ``int(n * ratio)``, the first index above it."""
     threshold = int(n * ratio)
     above = [i for i in break_ids if i > threshold]
     if above and above[0] < n * (ratio + 0.3):

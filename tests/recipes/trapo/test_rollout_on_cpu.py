@@ -150,7 +150,7 @@ def test_easy_prompt_is_one_round_of_plain_samples(base_config, tok, fake_tq):
 
 
 def test_schedule_of_mixed_reward_patterns(base_config, tok, fake_tq):
-    """TRAPO_ROLLOUT_NOTES section 3's observed schedule, all four prompts on one worker concurrently."""
+    """Four reward patterns that exercise level skipping, all four prompts on one worker concurrently."""
     patterns = {
         "p0": [0, 0, 0, 0, 1, 1, 1],  # 0/4 -> 25%, 50%, full
         "p1": [1, 1, 0, 0, 0, 0, 1],  # 2/4 unguided g2 0/2 -> 2/6 < 4/6: 50%; full
@@ -193,7 +193,7 @@ def test_schedule_of_mixed_reward_patterns(base_config, tok, fake_tq):
 
 
 def expected_guidance(preset: str, r: tuple[float, ...]) -> tuple[bool, bool, bool]:
-    """(g2, g3, g4) guided, written from the rule in integer sums of 0/1 rewards (TRAPO.md 4.1-4.2)."""
+    """(g2, g3, g4) guided, from the rule in integer sums of 0/1 rewards (recipes/trapo/README.md, micro-groups)."""
     s4, s6, s7 = sum(r[:4]), sum(r[:6]), sum(r[:7])
     if preset == "official_code":  # S(4) < 2, S(6) < 4, S(7) < 7
         return s4 < 2, s6 < 4, s7 < 7
@@ -365,7 +365,7 @@ def test_other_agent_loops_keep_verls_path_when_unguided(base_config, tok, fake_
 
 def test_prefix_filling_the_response_is_not_sent_to_the_server():
     """A partial prefix as long as the response leaves no budget: vLLM would still sample one token (max_tokens is
-    clamped to >= 1, TRAPO_ROLLOUT_NOTES pitfall 3), so no request is made."""
+    clamped to >= 1 by verl's server), so no request is made."""
     calls = []
 
     async def generate(**kwargs):
