@@ -281,7 +281,7 @@ def _check_trustrl(config: DictConfig, manager_cls: type | None) -> list[str]:
             ran.append("trapo_norm_adv_by_std")
         loss_mode = config.actor_rollout_ref.actor.policy_loss.get("loss_mode", "vanilla")
         if "quatro" in (config.algorithm.adv_estimator, loss_mode) or "quatro" in config.algorithm:
-            from trustrl.recipes.quatro.main import check_quatro_config
+            from trustrl.recipes.quatro.config import check_quatro_config
 
             check_quatro_config(config)
             ran.append("check_quatro_config")

@@ -253,7 +253,7 @@ def validate_trapo_run_config(config: DictConfig) -> TrapoConfig:
         )
     if trapo.rl_loss_mode == "quatro":
         # the quatro recipe's own check: its loss knobs, and the quatro estimator (the loss reads targets T_i)
-        from trustrl.recipes.quatro.main import check_quatro_config
+        from trustrl.recipes.quatro.config import check_quatro_config
 
         check_quatro_config(config)
     if trapo.micro_group.enable:
