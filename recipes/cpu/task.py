@@ -3,10 +3,17 @@ r"""The CPU tier's tiny verifiable task, tokenizer and model, all built locally 
 
 Task ("copy the digit"): the prompt shows one digit d; the answer format is ``\boxed{d}``.
 
-* Reward (partial credit, so a random model's rollouts differ within a group):
-  ``1.0`` when the last ``\boxed{...}`` holds exactly d; ``0.5`` when d appears anywhere in the response;
-  ``0.0`` otherwise. A random 16-token sample over the ~20-symbol alphabet contains d about 55% of the time,
-  so GRPO has signal from step one and the mean reward can climb towards 1.
+* Reward (graded, so a random model's rollouts differ within a group), from the last complete ``\boxed{...}``:
+  ``1.0`` when it holds exactly d; ``0.5`` when it holds a single other digit (the answer format without the
+  answer); ``0.2`` when there is no such box but d appears somewhere in the response; ``0.0`` otherwise.
+  A random 16-token sample over the 26-token vocabulary contains d about half of the time and almost never a
+  boxed digit, so the random model's mean reward is about 0.1 and GRPO has signal from step one. The order
+  (right answer > well-formed wrong answer > digit somewhere) keeps the cheapest non-answer, writing long runs of
+  digits, below a well-formed answer: with 0.5 for "d anywhere", long digit-filled responses out-scored every
+  answer short of a correct copy, and a policy could raise its reward by length alone.
+* Expert traces (TRAPO's ``extra_info.expert_solutions``): ``d\n\n\boxed{d}`` (6 tokens + EOS) and
+  ``\boxed{d}`` (3 tokens + EOS), well inside the 16-token response budget, so a policy that imitates them ends
+  with EOS instead of running into the length cap.
 * Tokenizer: one token per character, plus the single tokens ``\boxed{``, ``<|im_start|>``, ``<|im_end|>``,
   ``user``, ``assistant``, ``copy`` and a ChatML-style chat template.
 * Model: a randomly initialised Llama (2 layers, hidden 64, 2 attention heads and 1 KV head of size 32, about
@@ -99,14 +106,16 @@ def build_model(out_dir: str | Path, seed: int = 0):
 def expert_solutions(digit: str) -> list[str]:
     r"""Two expert traces of a prompt (TRAPO's ``extra_info.expert_solutions``), both ending in ``\boxed{d}``.
 
-    Written in the task's alphabet with paragraph breaks (``\n\n``), so TRAPO's prefix cut has places to snap to.
-    Trace 0 is short (10 tokens), trace 1 longer (15 tokens); both fit the CPU tier's 16-token responses.
+    Trace 0, ``d\n\n\boxed{d}``, is 6 tokens (7 with EOS) with one paragraph break (``\n\n``), where TRAPO's
+    prefix cut snaps to: its 25% and 50% prefixes are both ``d\n\n`` (3 tokens). Trace 1, ``\boxed{d}``, is 3
+    tokens (4 with EOS), the full-trace level of the ``official_code`` preset. Both leave the 16-token response
+    budget room to spare, so imitating them never runs into the length cap.
     """
-    return [f"x = {digit}\n\n\\boxed{{{digit}}}", f"a b c\n\nx={digit}\n\n\\boxed{{{digit}}}"]
+    return [f"{digit}\n\n\\boxed{{{digit}}}", f"\\boxed{{{digit}}}"]
 
 
 def make_rows(n: int, split: str, seed: int) -> list[dict[str, Any]]:
-    """verl parquet rows (VERL.md section 6 schema): one digit per prompt, digits balanced."""
+    """verl parquet rows (``data_source``, chat ``prompt``, ``reward_model.ground_truth``, ``extra_info``)."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
@@ -145,12 +154,15 @@ def build_task(out_dir: str | Path, n_train: int = 64, n_val: int = 10, seed: in
 def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_info: dict | None = None, **kwargs):
     r"""Reward of the copy-digit task (verl's ``compute_score`` contract).
 
-    Returns ``{"score", "acc", "pred", "contains"}``: ``acc`` is an exact ``\boxed{d}`` answer, ``contains``
-    whether d appears anywhere; ``pred`` is the content of the last complete box ("" when there is none).
+    Returns ``{"score", "acc", "pred", "formatted", "contains"}``: ``acc`` is an exact ``\boxed{d}`` answer;
+    ``formatted`` whether the last complete box holds a single digit (right or wrong); ``contains`` whether d
+    appears anywhere; ``pred`` is the content of the last complete box ("" when there is none).
+    Score: 1.0 if ``acc``, else 0.5 if ``formatted``, else 0.2 if ``contains``, else 0.0.
     """
     boxes = _BOX.findall(solution_str)
     pred = boxes[-1] if boxes else ""
     acc = pred == ground_truth
+    formatted = len(pred) == 1 and pred in DIGITS
     contains = ground_truth in solution_str
-    score = 1.0 if acc else (0.5 if contains else 0.0)
-    return {"score": score, "acc": acc, "pred": pred, "contains": contains}
+    score = 1.0 if acc else 0.5 if formatted else 0.2 if contains else 0.0
+    return {"score": score, "acc": acc, "pred": pred, "formatted": formatted, "contains": contains}

@@ -31,15 +31,39 @@ def test_tokenizer_round_trip_and_chat_template(built):
     [
         ("\\boxed{7}", "7", 1.0),  # exact answer format
         ("a7b\\boxed{7}", "7", 1.0),  # the last box decides
-        ("\\boxed{7}\\boxed{3}", "7", 0.5),  # last box wrong, digit present: partial credit
-        ("xx7", "7", 0.5),  # digit without a box
-        ("\\boxed{3}", "7", 0.0),  # wrong box, digit absent
+        ("\\boxed{7}\\boxed{3}", "7", 0.5),  # last box a wrong single digit: the format, not the answer
+        ("\\boxed{3}", "7", 0.5),  # well-formed wrong answer
+        ("xx7", "7", 0.2),  # digit without a box
+        ("\\boxed{77}", "7", 0.2),  # the box must hold exactly one digit; d appears
+        ("\\boxed{x}", "7", 0.0),  # a box without a digit, d absent
+        ("\\boxed{3", "7", 0.0),  # an unclosed box is no box
         ("", "7", 0.0),  # empty response
-        ("\\boxed{77}", "7", 0.5),  # the box must hold exactly the digit
     ],
 )
 def test_reward_cases(response, gt, expected):
     assert task.compute_score(task.DATA_SOURCE, response, gt)["score"] == expected
+
+
+def test_digit_filled_responses_score_below_a_well_formed_answer():
+    # writing many digits (every digit appears) must not beat answering in the format with a wrong digit
+    spray = task.compute_score(task.DATA_SOURCE, "0123456789 0123", "7")
+    assert spray["contains"] and spray["score"] < task.compute_score(task.DATA_SOURCE, "\\boxed{3}", "7")["score"]
+
+
+def test_expert_traces_score_full_and_fit_the_budget(built):
+    from transformers import AutoTokenizer
+    from trustrl.recipes.trapo.prefix import expert_trace_ids, paragraph_breaks, prefix_cut
+
+    tok = AutoTokenizer.from_pretrained(built["model"])
+    for digit in task.DIGITS:
+        traces = task.expert_solutions(digit)
+        assert [task.compute_score(task.DATA_SOURCE, t, digit)["score"] for t in traces] == [1.0, 1.0]
+    ids = [expert_trace_ids(tok, t, 16) for t in task.expert_solutions("3")]
+    assert [len(i) for i in ids] == [7, 4]  # with EOS; room to spare in the 16-token responses
+    assert all(i[-1] == tok.eos_token_id for i in ids)
+    breaks = paragraph_breaks([tok.decode([t]) for t in ids[0]])
+    # the official_code preset's 25% and 50% prefixes of trace 0: both cut after its paragraph break
+    assert [prefix_cut(breaks, r, 0.3) for r in (0.25, 0.5, 1.0)] == [3, 3, 7]
 
 
 def test_rows_load_through_verls_dataset(built):
@@ -56,7 +80,7 @@ def test_rows_load_through_verls_dataset(built):
 
 
 def test_random_model_reward_is_well_above_zero_and_varies(built):
-    # GRPO needs reward variance within groups from step one (CPU_E2E_NOTES: a constant reward trains nothing).
+    # GRPO needs reward variance within groups from step one (a constant reward gives zero advantages).
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(built["model"])
