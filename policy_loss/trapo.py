@@ -373,9 +373,8 @@ def trapo_loss(
     policy_loss = pg_loss + trapo_config.sft_coef * sft_loss
 
     metrics: dict[str, Any] = Metric.from_dict(pg_metrics, aggregation=AggregationType.MEAN)
-    metrics["actor/pg_loss"] = Metric(value=pg_loss, aggregation=aggregation)
-    metrics[_PREFIX + "rl_loss"] = Metric(value=pg_loss, aggregation=aggregation)
-    metrics[_PREFIX + "sft_loss"] = Metric(value=sft_loss, aggregation=aggregation)
+    for key, value in (("actor/pg_loss", pg_loss), (_PREFIX + "rl_loss", pg_loss), (_PREFIX + "sft_loss", sft_loss)):
+        metrics[key] = Metric(value=value, aggregation=aggregation)
     if entropy is not None:
         # entropy bonus on every response token, expert prefix included, as the official code
         entropy_mat = no_padding_2_padding(entropy, data)
@@ -390,13 +389,20 @@ def trapo_loss(
         metrics["kl_loss"] = Metric(value=kl_loss, aggregation=aggregation)
         metrics["kl_coef"] = config.kl_loss_coef
 
-    rl_share, sft_share, nll, p_sum, low_p = _token_stats(info, rl_mask, sft_log_prob, p, trapo_config.alpha)
-    for key, value in (("rl_token_share", rl_share), ("sft_token_share", sft_share)):
-        metrics[_PREFIX + key] = Metric(value=value, aggregation=aggregation)
+    stats = _token_stats(info, rl_mask, sft_log_prob, p, trapo_config.alpha)
+    metrics.update(_token_metrics(stats, masks_missing, aggregation))
+    return policy_loss, metrics
+
+
+def _token_metrics(stats: list[float], masks_missing: bool, aggregation: AggregationType) -> dict[str, Metric]:
+    """The token shares and SFT-token sums of :func:`_token_stats` as ``actor/trapo/*`` metrics."""
+    rl_share, sft_share, nll, p_sum, low_p = stats
+    metrics = {_PREFIX + "rl_token_share": Metric(value=rl_share, aggregation=aggregation)}
+    metrics[_PREFIX + "sft_token_share"] = Metric(value=sft_share, aggregation=aggregation)
     for key, value in zip(_SFT_MEANS, (nll, p_sum, low_p)):
         metrics[_PER_RESP + key] = Metric(value=value, aggregation=aggregation)
     metrics[_PREFIX + "masks_missing"] = Metric(value=float(masks_missing), aggregation=AggregationType.MEAN)
-    return policy_loss, metrics
+    return metrics
 
 
 def finalize_trapo_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -77,14 +77,23 @@ def compute_trapo_rollout_metrics(
     out["rows_per_prompt/min"], out["rows_per_prompt/max"] = float(min(counts)), float(max(counts))
     out["sft_rows/mean"] = float(np.mean([sum(i["sft_len"] > 0 for i in v) for v in by_prompt.values()]))
 
-    def was_cut(info: dict) -> bool:
-        return bool(info["guided"]) and info.get("trace_cut", 0) > 0
-
-    cut = [i for _, i, _, _ in rows if was_cut(i)]
-    out["trace_cut_share"] = sum(any(was_cut(i) for i in v) for v in by_prompt.values()) / n_prompts
-    out["trace_cut/full_rows"] = float(sum(not i["generated"] for i in cut))
-    out["trace_cut/tokens_max"] = float(max((i["trace_cut"] for i in cut), default=0))
+    out.update(_trace_cut_metrics(by_prompt))
     return {METRIC_PREFIX + k: v for k, v in out.items()}
+
+
+def _was_cut(info: dict) -> bool:
+    """A guided row whose expert trace did not fit the response budget."""
+    return bool(info["guided"]) and info.get("trace_cut", 0) > 0
+
+
+def _trace_cut_metrics(by_prompt: dict[str, list[dict]]) -> dict[str, float]:
+    """``trace_cut_share`` (prompts), ``trace_cut/full_rows`` (full-trace rows), ``trace_cut/tokens_max``."""
+    cut = [i for infos in by_prompt.values() for i in infos if _was_cut(i)]
+    return {
+        "trace_cut_share": sum(any(_was_cut(i) for i in v) for v in by_prompt.values()) / len(by_prompt),
+        "trace_cut/full_rows": float(sum(not i["generated"] for i in cut)),
+        "trace_cut/tokens_max": float(max((i["trace_cut"] for i in cut), default=0)),
+    }
 
 
 def trapo_rollout_metrics(batch) -> dict[str, float]:

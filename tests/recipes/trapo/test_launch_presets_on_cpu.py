@@ -67,6 +67,7 @@ def test_the_micro_group_rule_can_be_switched_alone():
 
 @pytest.mark.parametrize("script", VARIANTS, ids=lambda p: p.name)
 def test_variants_inherit_the_preset(script):
+    assert values(composed(script))["train_batch_size"] == 8
     assert values(composed(script, TRAPO_PRESET="paper"))["train_batch_size"] == 128
 
 
