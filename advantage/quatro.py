@@ -33,7 +33,9 @@ Edge cases (each counted in :func:`last_stats`):
   responses, T = −∞ for the rest). The guard δ_q = min(δ, (1−κ)·log(G/m)) keeps it active; the group counts
   as "slack" when the guard fires (δ_q < δ);
 * ``lambda_min`` > 0 floors λ_q (equivalently caps η); a group where the floor binds has KL < δ_q and also
-  counts as "slack".
+  counts as "slack";
+* a group none of whose rows has a response token (verl's synthetic padding rows, response mask all zero) gets
+  T = 0 and is left out of the group statistics (``num_padding_rows``).
 
 Configuration: ``algorithm.quatro.{delta, kappa, solver, lambda_min}`` (see :class:`QuatroConfig`); the
 ``algorithm`` section reaches the estimator as verl's ``config`` argument.
@@ -75,8 +77,8 @@ __all__ = [
 
 QUATRO_SOLVERS = ("exact", "quadratic")
 _SECTION = "algorithm.quatro"
-# group kinds, as stored in QuatroSolution.kind
-SINGLETON, ALL_EQUAL, BINARY, GENERAL = 0, 1, 2, 3
+# group kinds, as stored in QuatroSolution.kind (PADDING: no row has a response token, verl's synthetic rows)
+SINGLETON, ALL_EQUAL, BINARY, GENERAL, PADDING = 0, 1, 2, 3, 4
 # Newton on log η: stop when |KL − δ_q| ≤ _RTOL·δ_q or the relative step in η is below _STEP_TOL
 _RTOL, _STEP_TOL, _MAX_ITER = 1e-13, 1e-14, 200
 # below this η the tilt is evaluated centred at the group mean (no cancellation), above it at the group max
@@ -299,10 +301,131 @@ def _solve_eta(model, delta_q: torch.Tensor, eta_guess: torch.Tensor, eta_cap: t
 # ----------------------------------------------------------------------------------------------- the solver
 
 
+@dataclass
+class _Groups:
+    """Per-group shape of the rewards (float64, group-indexed unless noted)."""
+
+    gid: torch.Tensor  # (N,) contiguous group id of each row
+    size: torch.Tensor  # G, responses in the group
+    top: torch.Tensor  # the group's top reward
+    count_top: torch.Tensor  # m, responses at the top reward
+    at_top: torch.Tensor  # (N,) bool, the row has its group's top reward
+    gap: torch.Tensor  # Δr = top − bottom reward (1 where all rewards are equal)
+    informative: torch.Tensor  # bool, two or more distinct rewards
+    two_valued: torch.Tensor  # bool, exactly two distinct rewards
+    kind: torch.Tensor  # int64, SINGLETON / ALL_EQUAL / BINARY / GENERAL / PADDING
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.size.numel())
+
+
+def _classify_groups(scores: torch.Tensor, index: Any, valid: torch.Tensor | None) -> _Groups:
+    """Group the rows by label and classify each group by its rewards.
+
+    Kinds: G = 1 → SINGLETON; max A = min A → ALL_EQUAL; two reward values → BINARY; more → GENERAL; no row with
+    a response token (``valid`` all False: verl's synthetic padding rows) → PADDING, left out of the statistics.
+    """
+    device = scores.device
+    _, gid = torch.unique(as_torch_index(index, device=device), return_inverse=True)
+    n_groups = int(gid.max()) + 1 if scores.numel() else 0
+    size = torch.bincount(gid, minlength=n_groups).to(torch.float64)
+    top = torch.full((n_groups,), -math.inf, dtype=torch.float64, device=device)
+    top = top.scatter_reduce(0, gid, scores, reduce="amax")
+    bot = torch.full((n_groups,), math.inf, dtype=torch.float64, device=device)
+    bot = bot.scatter_reduce(0, gid, scores, reduce="amin")
+    at_top = scores == top[gid]
+    count_top = _scatter_sum(at_top.double(), gid, n_groups)
+    count_bot = _scatter_sum((scores == bot[gid]).double(), gid, n_groups)
+    padding = torch.zeros(n_groups, dtype=torch.bool, device=device)
+    if valid is not None:
+        padding = _scatter_sum(valid.to(device=device, dtype=torch.float64), gid, n_groups) == 0
+    informative = (top > bot) & ~padding
+    two_valued = informative & (count_top + count_bot == size)
+    kind = torch.full((n_groups,), ALL_EQUAL, dtype=torch.int64, device=device)
+    kind[size == 1] = SINGLETON
+    kind[informative] = GENERAL
+    kind[two_valued] = BINARY
+    kind[padding] = PADDING
+    gap = torch.where(informative, top - bot, torch.ones_like(top))
+    return _Groups(gid, size, top, count_top, at_top, gap, informative, two_valued, kind)
+
+
+def _guarded_radius(groups: _Groups, cfg: QuatroConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slack guard: δ_q = min(δ, (1−κ)·log(G/m)) on informative groups (0 elsewhere); slack where it binds.
+
+    KL(λ) → log(G/m) as λ → 0 (all mass on the m top responses), so δ ≥ log(G/m) would leave the constraint
+    inactive (λ = 0, T = −∞ for the rest); the guard keeps δ_q strictly below that limit.
+    """
+    guard = (1.0 - cfg.kappa) * torch.log(groups.size / groups.count_top)
+    delta_q = torch.where(groups.informative, torch.clamp(guard, max=cfg.delta), torch.zeros_like(guard))
+    return delta_q, groups.informative & (guard < cfg.delta)
+
+
+def _solve_exact(groups: _Groups, tilt: _Tilt, delta_q: torch.Tensor, cfg: QuatroConfig, binary_fast_path: bool):
+    """η_q = Δr/λ_q with KL(π_λ‖π_old) = δ_q, by :func:`_solve_eta` on each kind's model.
+
+    Binary groups (``binary_fast_path``): kl(p'‖p) = δ_q, p' = sigmoid(logit p + η); the rest: the tilt
+    Σ_i w_i log(G w_i) = δ_q, w = softmax(η a). Started from the quadratic guess η0 = √(2δ_q)/σ (σ of the
+    normalised rewards). Returns (η, KL, capped by the λ floor, iterations, max residual).
+    """
+    eta = torch.zeros_like(delta_q)
+    kl = torch.zeros_like(delta_q)
+    capped_all = torch.zeros_like(groups.informative)
+    eta_cap = groups.gap / cfg.lambda_min if cfg.lambda_min > 0 else torch.full_like(groups.gap, math.inf)
+    sigma = torch.sqrt(_scatter_sum((tilt.a - tilt.mean_a[groups.gid]) ** 2, groups.gid, groups.n_groups) / groups.size)
+    guess = torch.sqrt(2.0 * delta_q) / sigma.clamp(min=1e-300)
+    fast = groups.two_valued if binary_fast_path else torch.zeros_like(groups.two_valued)
+    iterations, max_res = 0, 0.0
+    for subset, model in (
+        (fast, _Bernoulli(groups.count_top[fast], groups.size[fast])),
+        (groups.informative & ~fast, _SubsetTilt(tilt, groups.informative & ~fast)),
+    ):
+        if bool(subset.any()):
+            e, k, capped, it, res = _solve_eta(model, delta_q[subset], guess[subset], eta_cap[subset])
+            eta[subset], kl[subset], capped_all[subset] = e, k, capped
+            iterations, max_res = max(iterations, it), max(max_res, res)
+    return eta, kl, capped_all, iterations, max_res
+
+
+def _solve_quadratic(groups: _Groups, tilt: _Tilt, cfg: QuatroConfig):
+    """Small-δ approximation KL ≈ Var(A)/(2λ²): λ_q = max(σ_q/√(2δ), λ_min), σ_q the group's reward std.
+
+    δ is used unguarded; slack where the floor binds. Returns (η = Δr/λ_q, KL(η), slack, δ_q = δ).
+    """
+    informative = groups.informative
+    std = torch.sqrt(_scatter_sum((tilt.a - tilt.mean_a[groups.gid]) ** 2, groups.gid, groups.n_groups) / groups.size)
+    sigma_raw = groups.gap * std
+    lam = torch.clamp(sigma_raw / math.sqrt(2.0 * cfg.delta), min=cfg.lambda_min)
+    eta = torch.where(informative, groups.gap / lam.clamp(min=1e-300), torch.zeros_like(lam))
+    slack = informative & (sigma_raw / math.sqrt(2.0 * cfg.delta) < cfg.lambda_min)
+    delta_q = torch.where(informative, torch.full_like(lam, cfg.delta), torch.zeros_like(lam))
+    kl = torch.where(informative, tilt.kl_and_slope(eta)[0], torch.zeros_like(lam))
+    return eta, kl, slack, delta_q
+
+
+def _checked_scores(scores: torch.Tensor, index: Any) -> torch.Tensor:
+    scores = torch.as_tensor(scores).reshape(-1).to(torch.float64)
+    if not bool(torch.isfinite(scores).all()):
+        bad = torch.nonzero(~torch.isfinite(scores)).flatten()[:8].tolist()
+        raise ValueError(f"quatro: non-finite sequence rewards at rows {bad}; check the reward function.")
+    if len(index) != scores.numel():
+        raise ValueError(f"quatro: index has {len(index)} labels but there are {scores.numel()} responses.")
+    return scores
+
+
 def solve_quatro_targets(
-    scores: torch.Tensor, index: Any, config: QuatroConfig | None = None, binary_fast_path: bool = True
+    scores: torch.Tensor,
+    index: Any,
+    config: QuatroConfig | None = None,
+    binary_fast_path: bool = True,
+    valid: torch.Tensor | None = None,
 ) -> QuatroSolution:
     """Solve every group's trust region and return the target log-ratios T_i with per-group details.
+
+    Steps: classify the groups (:func:`_classify_groups`), guard the radius (:func:`_guarded_radius`), solve
+    KL(λ_q) = δ_q (:func:`_solve_exact`) or take λ_q = σ_q/√(2δ) (:func:`_solve_quadratic`), then write
+    T_i = log(G w_i(λ_q)) (:func:`_targets`).
 
     Args:
         scores: (N,) sequence rewards (any float dtype; computed in float64).
@@ -310,6 +433,9 @@ def solve_quatro_targets(
         config: :class:`QuatroConfig` (defaults if None).
         binary_fast_path: solve two-valued groups with the Bernoulli closed form (True) or with the general
             softmax equation (False; same result, used by tests as a cross-check).
+        valid: optional (N,) bool, rows with at least one response token; a group without any (verl's
+            synthetic padding group) gets T = 0 and is left out of the statistics (counted in
+            ``num_padding_rows``).
 
     Returns:
         :class:`QuatroSolution`.
@@ -319,76 +445,23 @@ def solve_quatro_targets(
     ([0.4548, -0.2131, -0.2131, -0.2131], 1.4973)
     """
     cfg = config or QuatroConfig()
-    scores = torch.as_tensor(scores).reshape(-1).to(torch.float64)
-    if not bool(torch.isfinite(scores).all()):
-        bad = torch.nonzero(~torch.isfinite(scores)).flatten()[:8].tolist()
-        raise ValueError(f"quatro: non-finite sequence rewards at rows {bad}; check the reward function.")
-    n_rows = scores.numel()
-    if len(index) != n_rows:
-        raise ValueError(f"quatro: index has {len(index)} labels but there are {n_rows} responses.")
-    device = scores.device
-    _, gid = torch.unique(as_torch_index(index, device=device), return_inverse=True)
-    n_groups = int(gid.max()) + 1 if n_rows else 0
-
-    size = torch.bincount(gid, minlength=n_groups).to(torch.float64)
-    top = torch.full((n_groups,), -math.inf, dtype=torch.float64, device=device)
-    top = top.scatter_reduce(0, gid, scores, reduce="amax")
-    bot = torch.full((n_groups,), math.inf, dtype=torch.float64, device=device)
-    bot = bot.scatter_reduce(0, gid, scores, reduce="amin")
-    at_top = scores == top[gid]
-    count_top = _scatter_sum(at_top.double(), gid, n_groups)
-    count_bot = _scatter_sum((scores == bot[gid]).double(), gid, n_groups)
-
-    informative = top > bot
-    two_valued = informative & (count_top + count_bot == size)
-    kind = torch.full((n_groups,), ALL_EQUAL, dtype=torch.int64, device=device)
-    kind[size == 1] = SINGLETON
-    kind[informative] = GENERAL
-    kind[two_valued] = BINARY
-
-    gap = torch.where(informative, top - bot, torch.ones_like(top))
-    a = (scores - top[gid]) / gap[gid]  # in [−1, 0], 0 at the top
-    kl_max = torch.log(size / count_top)  # KL as λ → 0
-    eta_cap = gap / cfg.lambda_min if cfg.lambda_min > 0 else torch.full_like(gap, math.inf)
-    tilt = _Tilt(a, gid, n_groups, size)
-
-    eta = torch.zeros(n_groups, dtype=torch.float64, device=device)
-    kl = torch.zeros_like(eta)
-    delta_q = torch.zeros_like(eta)
-    slack = torch.zeros(n_groups, dtype=torch.bool, device=device)
+    scores = _checked_scores(scores, index)
+    groups = _classify_groups(scores, index, valid)
+    a = (scores - groups.top[groups.gid]) / groups.gap[groups.gid]  # in [−1, 0], 0 at the top
+    tilt = _Tilt(a, groups.gid, groups.n_groups, groups.size)
     iterations, max_res = 0, 0.0
     if cfg.solver == "exact":
-        # δ_q = min(δ, (1−κ)·log(G/m)) keeps the constraint active
-        guard = (1.0 - cfg.kappa) * kl_max
-        delta_q = torch.where(informative, torch.clamp(guard, max=cfg.delta), delta_q)
-        slack = informative & (guard < cfg.delta)
-        sigma = torch.sqrt(_scatter_sum((a - tilt.mean_a[gid]) ** 2, gid, n_groups) / size)
-        # quadratic guess η0 = √(2δ_q)/σ (σ of the normalised rewards)
-        guess = torch.sqrt(2.0 * delta_q) / sigma.clamp(min=1e-300)
-        fast = two_valued if binary_fast_path else torch.zeros_like(two_valued)
-        for subset, model in (
-            (fast, _Bernoulli(count_top[fast], size[fast])),
-            (informative & ~fast, _SubsetTilt(tilt, informative & ~fast)),
-        ):
-            if bool(subset.any()):
-                e, k, capped, it, res = _solve_eta(model, delta_q[subset], guess[subset], eta_cap[subset])
-                eta[subset], kl[subset] = e, k
-                slack[subset] |= capped
-                iterations, max_res = max(iterations, it), max(max_res, res)
+        delta_q, slack = _guarded_radius(groups, cfg)
+        eta, kl, capped, iterations, max_res = _solve_exact(groups, tilt, delta_q, cfg, binary_fast_path)
+        slack = slack | capped
     else:
-        # λ = σ/√(2δ) with σ the population std of the raw rewards, floored at lambda_min
-        sigma_raw = gap * torch.sqrt(_scatter_sum((a - tilt.mean_a[gid]) ** 2, gid, n_groups) / size)
-        lam = torch.clamp(sigma_raw / math.sqrt(2.0 * cfg.delta), min=cfg.lambda_min)
-        eta = torch.where(informative, gap / lam.clamp(min=1e-300), eta)
-        slack = informative & (sigma_raw / math.sqrt(2.0 * cfg.delta) < cfg.lambda_min)
-        delta_q = torch.where(informative, torch.full_like(delta_q, cfg.delta), delta_q)
-        kl = torch.where(informative, tilt.kl_and_slope(eta)[0], kl)
-
-    fast = two_valued if binary_fast_path else torch.zeros_like(two_valued)
-    targets = _targets(tilt, eta, informative & ~fast, fast, count_top, size, at_top)
-    lam = torch.where(informative, gap / eta.clamp(min=1e-300), torch.zeros_like(eta))
-    stats = _stats(kind, slack, lam, delta_q, targets, iterations, max_res)
-    return QuatroSolution(targets, gid, lam, delta_q, kind, slack, kl, stats)
+        eta, kl, slack, delta_q = _solve_quadratic(groups, tilt, cfg)
+    fast = groups.two_valued if binary_fast_path else torch.zeros_like(groups.two_valued)
+    targets = _targets(tilt, eta, groups.informative & ~fast, fast, groups.count_top, groups.size, groups.at_top)
+    lam = torch.where(groups.informative, groups.gap / eta.clamp(min=1e-300), torch.zeros_like(eta))
+    n_padding = int((groups.kind == PADDING)[groups.gid].sum())
+    stats = _stats(groups.kind, slack, lam, delta_q, targets, iterations, max_res, n_padding)
+    return QuatroSolution(targets, groups.gid, lam, delta_q, groups.kind, slack, kl, stats)
 
 
 class _SubsetTilt:
@@ -421,13 +494,15 @@ def _targets(tilt, eta, general, two_valued, count_top, size, at_top) -> torch.T
     return targets
 
 
-def _stats(kind, slack, lam, delta_q, targets, iterations, max_res) -> dict[str, float]:
-    n_groups = max(int(kind.numel()), 1)
-    informative = kind >= BINARY
+def _stats(kind, slack, lam, delta_q, targets, iterations, max_res, n_padding=0) -> dict[str, float]:
+    real = kind != PADDING
+    n_groups = max(int(real.sum()), 1)
+    informative = (kind == BINARY) | (kind == GENERAL)
     n_inf = int(informative.sum())
     lam_inf = lam[informative]
     values = {
-        "num_groups": float(kind.numel()),
+        "num_groups": float(real.sum()),
+        "num_padding_rows": float(n_padding),
         "num_informative": float(n_inf),
         "share_active": float((informative & ~slack).sum()) / n_groups,
         "share_slack": float((informative & slack).sum()) / n_groups,
@@ -439,7 +514,7 @@ def _stats(kind, slack, lam, delta_q, targets, iterations, max_res) -> dict[str,
         "lambda_min": float(lam_inf.min()) if n_inf else 0.0,
         "lambda_max": float(lam_inf.max()) if n_inf else 0.0,
         "delta_q_mean": float(delta_q[informative].mean()) if n_inf else 0.0,
-        "target_abs_mean": float(targets.abs().mean()) if targets.numel() else 0.0,
+        "target_abs_mean": float(targets.abs().sum()) / max(targets.numel() - n_padding, 1),
         "solver_iterations": float(iterations),
         "solver_max_residual": max_res,
     }
@@ -454,9 +529,11 @@ _LAST_STATS: dict[str, float] = {}
 def last_stats(prefix: str = "quatro/") -> dict[str, float]:
     """Statistics of the last ``quatro`` estimator call in this process, keys prefixed (a copy).
 
-    Keys: num_groups, num_informative, share_active, share_slack, share_all_equal, share_singleton,
-    share_binary, lambda_mean/min/max (reward units, informative groups), delta_q_mean, target_abs_mean,
-    solver_iterations, solver_max_residual. The four shares sum to 1 over all groups.
+    Keys: num_groups, num_padding_rows, num_informative, share_active, share_slack, share_all_equal,
+    share_singleton, share_binary, lambda_mean/min/max (reward units, informative groups), delta_q_mean,
+    target_abs_mean, solver_iterations, solver_max_residual. The four shares sum to 1 over the groups; a group
+    whose rows have no response token (verl's synthetic padding, added to make the batch divisible by the
+    data-parallel size) is not a group of the trust region and is only counted in num_padding_rows.
     """
     return {f"{prefix}{k}": v for k, v in _LAST_STATS.items()}
 
@@ -504,7 +581,8 @@ def compute_quatro_outcome_advantage(
         raise ValueError("quatro needs the prompt-group labels: verl passes them as `index` from the batch's 'uid'.")
     with torch.no_grad():
         scores = token_level_rewards.sum(dim=-1)
-        solution = solve_quatro_targets(scores, index, cfg)
+        # rows without a response token (verl's synthetic padding group) stay out of the statistics
+        solution = solve_quatro_targets(scores, index, cfg, valid=(response_mask != 0).any(dim=-1))
         _LAST_STATS.clear()
         _LAST_STATS.update(solution.stats)
         advantages = _broadcast_over_mask(solution.targets.to(token_level_rewards.dtype), response_mask)

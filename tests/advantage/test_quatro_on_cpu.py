@@ -347,6 +347,42 @@ def test_stats_route_last_pop_and_trainer_mixin():
     assert Q.last_stats() == {}  # popped: a later step without an estimator call logs nothing stale
 
 
+def test_statistics_leave_out_verls_synthetic_padding_group():
+    """verl's V1 trainer pads the batch to a multiple of the data-parallel size with copies of its padding
+    template (response mask 0, reward 0) under one fresh uid; that is not a prompt and must not count as an
+    all-equal group."""
+    from verl.trainer.ppo.padding_utils import construct_minimal_padding_template
+
+    width = 4
+    source = {"responses": torch.tensor([5, 6, 7]), "response_mask": torch.ones(3, dtype=torch.int64)}
+    template, tag = construct_minimal_padding_template(source, {"prompt_len": 2, "response_len": 3}, 0)
+    assert tag["is_padding"] and int(template["response_mask"].sum()) == 0
+    # two informative groups and one all-correct group of 4, then 3 padding rows (one uid, as verl writes it)
+    scores = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    uid = ["a"] * 4 + ["b"] * 4 + ["c"] * 4 + ["pad0123abcd"] * 3
+    rewards = torch.zeros(len(uid), width)
+    rewards[: len(scores), -1] = torch.tensor(scores)
+    mask = torch.ones(len(uid), width, dtype=torch.int64)
+    for row in range(len(scores), len(uid)):
+        rewards[row] = 0.0
+        mask[row] = torch.nn.functional.pad(template["response_mask"], (0, width - 1))
+    adv, _ = compute_quatro_outcome_advantage(
+        token_level_rewards=rewards, response_mask=mask, index=np.array(uid, dtype=object), config=None
+    )
+    stats = Q.pop_last_stats()
+    assert stats["quatro/num_groups"] == 3 and stats["quatro/num_padding_rows"] == 3
+    assert stats["quatro/share_all_equal"] == pytest.approx(1 / 3)  # "c" only (2/4 with the padding group)
+    assert stats["quatro/share_active"] + stats["quatro/share_slack"] == pytest.approx(2 / 3)
+    assert bool((adv[len(scores) :] == 0).all())
+    # the targets of the real rows do not depend on the padding
+    alone, _ = compute_quatro_outcome_advantage(
+        token_level_rewards=rewards[: len(scores)], response_mask=mask[: len(scores)],
+        index=np.array(uid[: len(scores)], dtype=object), config=None,
+    )  # fmt: skip
+    assert torch.equal(adv[: len(scores)], alone)
+    assert stats["quatro/target_abs_mean"] == pytest.approx(Q.pop_last_stats()["quatro/target_abs_mean"])
+
+
 def test_spec_doctest_example():
     import doctest
 

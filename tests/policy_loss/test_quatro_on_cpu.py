@@ -539,3 +539,12 @@ def test_recipe_default_scale_and_length_bias_against_gspo_and_vanilla(perturbed
     slope = _length_slope(ours, gap, mask)
     assert abs(slope - _length_slope(gspo, grpo, mask)) < 0.02, slope
     assert abs(_length_slope(vanilla, grpo, mask) - 1.0) < 0.02  # the check can see a length bias
+
+
+def test_module_doctests():
+    import doctest
+
+    import trustrl.policy_loss.quatro as module
+
+    failures, tried = doctest.testmod(module, verbose=False)
+    assert failures == 0 and tried >= 6
