@@ -55,11 +55,6 @@ def dedup(problems: Iterable[Problem]) -> tuple[list[Problem], DedupReport]:
     return list(kept.values()), report
 
 
-def count_duplicates(problems: Sequence[Problem]) -> int:
-    """Rows whose problem text repeats an earlier row (reported for benchmarks, which are never deduplicated)."""
-    return len(problems) - len({problem_key(p.problem) for p in problems})
-
-
 _EXCLUDE_FIELDS = ("extra_info.raw_problem", "problem", "question", "Problem", "Question")
 
 
