@@ -20,6 +20,9 @@ per-prompt KL(π_new ‖ π_old) is recorded for every prompt.
 Population check. Free (tabular) logits per prefix start uniform, so a "group" holding every response once is
 π_old exactly, and the ``quatro`` estimator's targets and the loss's sequence mean are population quantities. Run
 to convergence, QUATRO must end at KL(π‖π_old) = δ per prompt; GRPO and GSPO are shown on the same footing.
+
+Modules: the task and the policy in :mod:`trustrl.recipes.lab.staleness_task`, training and the population check
+here, figures and tables in :mod:`trustrl.recipes.lab.staleness_report`.
 """
 
 from __future__ import annotations
@@ -33,17 +36,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import trustrl.advantage.quatro  # noqa: F401  (registers the "quatro" estimator)
-from torch import nn
 from trustrl.policy_loss.quatro import QuatroPolicyLossConfig
-from trustrl.recipes.lab._common import Log, Section, md_table, parallel_map, pyplot, save_figure, silent
+from trustrl.recipes.lab._common import Log, Section, parallel_map, silent
+from trustrl.recipes.lab.staleness_task import (
+    DIFFICULTY,
+    POPULATION_PROMPTS,
+    TASK_SEED,
+    SequenceSpace,
+    TinyPolicy,
+    make_rewards,
+)
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn, get_policy_loss_fn
 from verl.workers.config import ActorConfig, PolicyLossConfig
 
-# (m, k): |S_q| and the number of tokens that must fall in S_q; cycled over the prompts
-DIFFICULTY = ((3, 4), (1, 2), (2, 3), (4, 4), (3, 3), (2, 2), (1, 1), (5, 4), (3, 2), (4, 3), (2, 1), (4, 2))
-# population check: (m, k) giving success rates 0.13, 0.41, 0.89 under the uniform policy with V = 6, L = 4
-POPULATION_PROMPTS = ((1, 2), (2, 2), (4, 2))
-TASK_SEED = 1234
 # a run "collapsed" when its final reward ends this far below its best
 COLLAPSE_DROP = 0.05
 
@@ -100,101 +105,6 @@ class StalenessConfig:
         unknown = sorted(set(self.methods) - set(METHODS))
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
-
-
-# --------------------------------------------------------------------------------------- task and policy
-
-
-class SequenceSpace:
-    """All V^L responses and all prefixes ("nodes") of length 0..L−1.
-
-    Attributes:
-        tokens: (N, L) int64, response n = digits of n in base V, most significant first.
-        node_of: (N, L) int64, node (prefix) at which position t of response n is generated.
-        flat_index: (N, L) int64, index of (node of position t, token t) in a flattened (nodes, V) table.
-        node_history: (nodes, L−1) int64, earlier tokens of each node, padded with V.
-        node_position: (nodes,) int64, prefix length of each node.
-    """
-
-    def __init__(self, vocab: int, length: int):
-        self.vocab, self.length = vocab, length
-        self.num_responses = vocab**length
-        n = torch.arange(self.num_responses)
-        powers = vocab ** torch.arange(length - 1, -1, -1)
-        self.tokens = (n.unsqueeze(-1) // powers) % vocab
-        offsets = [sum(vocab**s for s in range(t)) for t in range(length)]
-        self.num_nodes = offsets[-1] + vocab ** (length - 1)
-        node_of = torch.stack([offsets[t] + n // vocab ** (length - t) for t in range(length)], dim=-1)
-        self.node_of = node_of
-        self.flat_index = node_of * vocab + self.tokens
-        history = torch.full((self.num_nodes, length - 1), vocab, dtype=torch.int64)
-        position = torch.zeros(self.num_nodes, dtype=torch.int64)
-        for t in range(length):
-            prefixes = torch.arange(vocab**t)
-            position[offsets[t] + prefixes] = t
-            for j in range(t):
-                history[offsets[t] + prefixes, j] = (prefixes // vocab ** (t - 1 - j)) % vocab
-        self.node_history, self.node_position = history, position
-
-    def sequence_log_probs(self, node_log_probs: torch.Tensor) -> torch.Tensor:
-        """(P, nodes, V) conditional log-probs → (P, N) log-probability of every response."""
-        return node_log_probs.flatten(1)[:, self.flat_index].sum(-1)
-
-    def token_log_probs(self, node_log_probs: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-        """(P, nodes, V) and (P, G) response ids → (P·G, L) per-token log-probs of those responses."""
-        num_prompts, group = responses.shape
-        index = self.flat_index[responses].reshape(num_prompts, group * self.length)
-        return node_log_probs.flatten(1).gather(1, index).reshape(num_prompts * group, self.length)
-
-
-def make_rewards(space: SequenceSpace, difficulties, seed: int) -> torch.Tensor:
-    """(P, N) binary rewards: 1 iff at least k of the L tokens lie in the prompt's random m-subset."""
-    generator = torch.Generator().manual_seed(seed)
-    rows = []
-    for m, k in difficulties:
-        # m ≤ V−1: a set holding every symbol would make the prompt trivially solved
-        subset = torch.randperm(space.vocab, generator=generator)[: min(m, space.vocab - 1)]
-        hits = torch.isin(space.tokens, subset).sum(-1)
-        rows.append((hits >= min(k, space.length)).double())
-    return torch.stack(rows)
-
-
-class TinyPolicy(nn.Module):
-    """Autoregressive policy shared by all prompts: [prompt, earlier tokens, position] → Linear → tanh → Linear."""
-
-    def __init__(self, space: SequenceSpace, num_prompts: int, hidden: int = 48):
-        super().__init__()
-        self.space = space
-        self.prompt = nn.Embedding(num_prompts, 12)
-        self.token = nn.Embedding(space.vocab + 1, 8)
-        self.position = nn.Embedding(space.length, 4)
-        self.hidden = nn.Linear(12 + 8 * (space.length - 1) + 4, hidden)
-        self.out = nn.Linear(hidden, space.vocab)
-        with torch.no_grad():
-            # a near-uniform start (entropy close to L·log V)
-            self.out.weight.mul_(0.3)
-
-    def _first_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first layer split into its prompt part (P, H) and its prefix part (nodes, H), bias included."""
-        node_features = torch.cat(
-            [self.token(self.space.node_history).flatten(1), self.position(self.space.node_position)], dim=-1
-        )
-        w_prompt, w_node = self.hidden.weight.split([12, node_features.shape[-1]], dim=1)
-        return self.prompt.weight @ w_prompt.T, node_features @ w_node.T + self.hidden.bias
-
-    def node_log_probs(self) -> torch.Tensor:
-        """(P, nodes, V) log π(token | prompt, prefix) for every prompt and prefix (exact evaluation)."""
-        prompt_part, node_part = self._first_layer()
-        return torch.log_softmax(self.out(torch.tanh(prompt_part.unsqueeze(1) + node_part)), dim=-1)
-
-    def token_log_probs(self, responses: torch.Tensor) -> torch.Tensor:
-        """(P, G) response ids → (P·G, L) per-token log-probs, evaluating only the prefixes those responses visit
-        (training: about 8x fewer rows than :meth:`node_log_probs` at the default sizes)."""
-        prompt_part, node_part = self._first_layer()
-        pre = prompt_part[:, None, None, :] + node_part[self.space.node_of[responses]]
-        log_probs = torch.log_softmax(self.out(torch.tanh(pre)), dim=-1)
-        tokens = self.space.tokens[responses].unsqueeze(-1)
-        return log_probs.gather(-1, tokens).reshape(-1, self.space.length)
 
 
 def actor_config(method: Method, group_size: int, ratio_level: str) -> ActorConfig:
@@ -321,7 +231,7 @@ def train(cfg: StalenessConfig, method_key: str, k: int, lr: float, seed: int, d
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
             optimizer.step()
         with torch.no_grad():
             seq_lp, mean_reward, entropy = _exact(space, policy.node_log_probs(), rewards)
@@ -408,236 +318,6 @@ def population_check(cfg: StalenessConfig, methods: tuple[str, ...] = ("grpo", "
     return result
 
 
-# ------------------------------------------------------------------------------------------ figures, report
-
-
-def _grid_runs(runs: list[RunResult], cfg: StalenessConfig) -> list[RunResult]:
-    return [r for r in runs if r.delta == cfg.delta or r.method != "quatro"]
-
-
-def _mean_curve(runs: list[RunResult], attr: str) -> np.ndarray:
-    return np.mean([getattr(r, attr) for r in runs], axis=0)
-
-
-def _figure_curves(runs, cfg: StalenessConfig, path: Path) -> Path:
-    plt = pyplot()
-    rows = [(q, lr) for q in ("reward", "entropy") for lr in cfg.lrs]
-    fig, axes = plt.subplots(len(rows), len(cfg.ks), figsize=(4.2 * len(cfg.ks), 2.6 * len(rows)), squeeze=False)
-    grid = _grid_runs(runs, cfg)
-    for (quantity, lr), ax_row in zip(rows, axes):
-        for k, ax in zip(cfg.ks, ax_row):
-            for key in cfg.methods:
-                sel = [r for r in grid if r.method == key and r.k == k and r.lr == lr]
-                if sel:
-                    ax.plot(_mean_curve(sel, quantity), label=METHODS[key].name)
-            ax.set_title(f"{quantity}, K={k}, lr={lr:g}", fontsize=9)
-            ax.set_xlabel("iteration (rollout batch)", fontsize=8)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    fig.suptitle(
-        f"Exact mean reward and entropy (nats/response) over {cfg.num_prompts} prompts; "
-        f"QUATRO δ={cfg.delta:g}, {len(cfg.seeds)} seed(s)",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-_KL_FLOOR = 1e-6
-
-
-def _kl_values(runs: list[RunResult], active: bool) -> np.ndarray:
-    """Per-prompt KLs of ``runs`` (all prompt-iterations or the active ones), floored for a log axis."""
-    values = [r.kl[r.active] if active else r.kl.reshape(-1) for r in runs]
-    values = np.concatenate(values) if values else np.zeros(0)
-    return np.maximum(values if values.size else np.zeros(1), _KL_FLOOR)
-
-
-def _figure_kl(runs, cfg: StalenessConfig, path: Path) -> Path:
-    plt = pyplot()
-    grid = _grid_runs(runs, cfg)
-    sweep = sorted({r.delta for r in runs if r.method == "quatro"})
-    k_max = max(cfg.ks)
-    ncols = len(cfg.ks) + (1 if len(sweep) > 1 else 0)
-    fig, axes = plt.subplots(len(cfg.lrs), ncols, figsize=(4.2 * ncols, 3.4 * len(cfg.lrs)), squeeze=False)
-    colors = dict(zip(cfg.methods, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    # one y range for all method panels, so the K and lr panels compare at a glance
-    top = max(2 * max(float(r.kl.max()) for r in grid), 10 * cfg.delta)
-    for ax_row, lr in zip(axes, cfg.lrs):
-        for k, ax in zip(cfg.ks, ax_row):
-            data, labels, box_colors = [], [], []
-            for key in cfg.methods:
-                sel = [r for r in grid if r.method == key and r.k == k and r.lr == lr]
-                if not sel:
-                    continue
-                data += [_kl_values(sel, active=False), _kl_values(sel, active=True)]
-                labels += [f"{METHODS[key].name}\nall", f"{METHODS[key].name}\nactive"]
-                box_colors += [colors[key]] * 2
-            boxes = ax.boxplot(data, whis=(0, 100), patch_artist=True, widths=0.6)
-            for patch, color, j in zip(boxes["boxes"], box_colors, range(len(data))):
-                patch.set(facecolor=color, alpha=0.35 if j % 2 == 0 else 0.75)
-            ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
-            ax.set_yscale("log")
-            ax.axhline(cfg.delta, color="black", ls="--", lw=1, label=f"δ={cfg.delta:g}")
-            ax.set_title(f"K={k}, lr={lr:g}", fontsize=9)
-            ax.set_ylim(_KL_FLOOR / 2, top)
-            ax.legend(fontsize=7)
-            ax.grid(alpha=0.3, axis="y")
-        if ncols > len(cfg.ks):
-            ax = ax_row[-1]
-            quatro = [r for r in runs if r.method == "quatro" and r.k == k_max and r.lr == lr]
-            data = [_kl_values([r for r in quatro if r.delta == d], active=True) for d in sweep]
-            ax.boxplot(data, whis=(0, 100), widths=0.5)
-            ax.set_xticks(range(1, len(sweep) + 1), [f"δ={d:g}" for d in sweep], fontsize=8)
-            ax.plot(range(1, len(sweep) + 1), sweep, "k_", ms=30, mew=2)
-            ax.set_yscale("log")
-            ax.set_title(f"QUATRO, active prompts, K={k_max}, lr={lr:g} (bar: δ)", fontsize=9)
-            ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(
-        "Per-prompt KL(π_new‖π_old) after each rollout batch's K updates, all prompt-iterations\n"
-        f"(box: quartiles, whiskers: min-max, values below {_KL_FLOOR:g} drawn at {_KL_FLOOR:g}; "
-        "'active': the sampled group had 0 < c < G)",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def _figure_population(pop: PopulationResult, path: Path) -> Path:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = ["-", "--", ":"]
-    for i, (delta, curve) in enumerate(pop.quatro_kl.items()):
-        for j in range(curve.shape[1]):
-            label = f"QUATRO δ={delta:g}" if j == 0 else None
-            ax.plot(pop.steps, curve[:, j], styles[j % 3], color=colors[i], label=label)
-        ax.axhline(delta, color=colors[i], lw=0.6, alpha=0.6)
-    for i, (name, curve) in enumerate(pop.baseline_kl.items()):
-        for j in range(curve.shape[1]):
-            ax.plot(pop.steps, curve[:, j], styles[j % 3], color=colors[3 + i], label=name if j == 0 else None)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("Adam step on one fixed batch (K → ∞)")
-    ax.set_ylabel("KL(π_θ ‖ π_old), exact")
-    ps = ", ".join(f"{p:.2f}" for p in pop.success_old)
-    ax.set_title(f"Population check: tabular policy, whole response space as the group (p = {ps}: -, --, :)")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def _fmt(value: float) -> str:
-    if value == 0 or 1e-3 <= abs(value) < 1e3:
-        return f"{value:.3f}"
-    return f"{value:.2e}"
-
-
-def _grid_table(runs: list[RunResult], cfg: StalenessConfig) -> str:
-    keys = [
-        "reward_mid",
-        "reward_final",
-        "entropy_final",
-        "kl_median",
-        "kl_p90",
-        "kl_max",
-        "kl_active_median",
-        "kl_active_p90",
-        "share_active_above_2delta",
-    ]
-    headers = [
-        "lr",
-        "K",
-        "method",
-        "δ",
-        f"reward @{cfg.iterations // 2}",
-        "final reward",
-        "final entropy",
-        "KL median",
-        "KL p90",
-        "KL max",
-        "KL median (active)",
-        "KL p90 (active)",
-        "share KL>2δ (active)",
-        "collapsed / diverged",
-    ]
-    rows = []
-    order = sorted({(r.lr, r.k, list(METHODS).index(r.method), r.delta) for r in runs})
-    for lr, k, method_idx, delta in order:
-        key = list(METHODS)[method_idx]
-        sel = [r for r in runs if (r.lr, r.k, r.method, r.delta) == (lr, k, key, delta)]
-        summaries = [r.summary() for r in sel]
-        mean = {name: float(np.mean([s[name] for s in summaries])) for name in keys}
-        bad = f"{int(sum(s['collapsed'] for s in summaries))}/{int(sum(s['diverged'] for s in summaries))}"
-        delta_cell = f"{delta:g}" if key == "quatro" else "-"
-        rows.append([f"{lr:g}", k, METHODS[key].name, delta_cell, *(_fmt(mean[name]) for name in keys), bad])
-    return md_table(headers, rows)
-
-
-def _population_table(pop: PopulationResult) -> str:
-    rows = []
-    for delta, curve in pop.quatro_kl.items():
-        for j, p in enumerate(pop.success_old):
-            rows.append(
-                [
-                    f"{p:.3f}",
-                    f"QUATRO δ={delta:g}",
-                    f"{pop.target_success[delta][j]:.4f}",
-                    f"{pop.quatro_success[delta][j]:.4f}",
-                    f"{curve[-1, j]:.5f}",
-                ]
-            )
-    for name, curve in pop.baseline_kl.items():
-        for j, p in enumerate(pop.success_old):
-            rows.append([f"{p:.3f}", name, "-", "-", f"{curve[-1, j]:.5f}"])
-    return md_table(["p under π_old", "method", "target p'", "final p", "final KL(π‖π_old)"], rows)
-
-
-def _mean_summary(runs: list[RunResult], key: str, k: int, lr: float, delta: float) -> dict[str, float]:
-    """Seed-mean summary of the runs of one method at (K, lr); QUATRO's at radius ``delta``."""
-    sel = [r for r in runs if (r.method, r.k, r.lr) == (key, k, lr) and (key != "quatro" or r.delta == delta)]
-    summaries = [r.summary() for r in sel]
-    return {name: float(np.mean([s[name] for s in summaries])) for name in summaries[0]}
-
-
-def _observations(runs: list[RunResult], cfg: StalenessConfig) -> str:
-    """What the grid shows, read off the numbers (no claim is written in advance)."""
-    k_max = max(cfg.ks)
-    names = {key: METHODS[key].name for key in cfg.methods}
-    lines = []
-    for lr in cfg.lrs:
-        at = {(key, k): _mean_summary(runs, key, k, lr, cfg.delta) for key in cfg.methods for k in cfg.ks}
-        growth = "; ".join(
-            f"{names[key]} " + " → ".join(_fmt(at[key, k]["kl_active_p90"]) for k in cfg.ks) for key in cfg.methods
-        )
-        ks = ", ".join(map(str, cfg.ks))
-        lines.append(f"- lr {lr:g}, KL p90 on active prompts at K = {ks}: {growth} (δ = {cfg.delta:g}).")
-        final = "; ".join(
-            f"{names[key]} reward {at[key, k_max]['reward_final']:.3f}, entropy {at[key, k_max]['entropy_final']:.2f}, "
-            f"KL max {_fmt(at[key, k_max]['kl_max'])}, collapsed {at[key, k_max]['collapsed']:.0%} of seeds"
-            for key in cfg.methods
-        )
-        lines.append(f"- lr {lr:g}, K = {k_max}: {final}.")
-        grpo = [r for r in runs if (r.method, r.k, r.lr) == ("grpo", 1, lr)]
-        gspo = [r for r in runs if (r.method, r.k, r.lr) == ("gspo", 1, lr)]
-        if grpo and len(grpo) == len(gspo):
-            gap = max(float(np.abs(a.kl - b.kl).max()) for a, b in zip(grpo, gspo))
-            lines.append(
-                f"- lr {lr:g}, K = 1: max |KL difference| between the GRPO and GSPO runs {gap:.1e} (with one step per "
-                "batch the ratio is 1 and no clip binds, so the two losses give the same gradient)."
-            )
-    radii = sorted({r.delta for r in runs if r.method == "quatro" and r.k == k_max})
-    if len(radii) > 1:
-        for lr in cfg.lrs:
-            medians = ", ".join(
-                f"δ={d:g}: {_fmt(_mean_summary(runs, 'quatro', k_max, lr, d)['kl_active_median'])}" for d in radii
-            )
-            lines.append(f"- QUATRO, K = {k_max}, lr {lr:g}, KL median on active prompts: {medians}.")
-    return "\n".join(lines)
-
-
 def run_grid(cfg: StalenessConfig, log: Log = silent, pool: Executor | None = None) -> list[RunResult]:
     """The main grid (methods × K × lr × seeds at δ) plus QUATRO's δ sweep at the largest K.
 
@@ -669,6 +349,16 @@ def run(
     draw: bool = True,
 ) -> Section:
     """Run the population check and the grid, write three figures (unless ``draw`` is off) and return the section."""
+    from trustrl.recipes.lab.staleness_report import (
+        figure_curves,
+        figure_kl,
+        figure_population,
+        grid_runs,
+        grid_table,
+        observations,
+        population_table,
+    )
+
     cfg = cfg or StalenessConfig()
     start = time.perf_counter()
     # the population check runs on the pool beside the grid (it is one serial job)
@@ -681,14 +371,14 @@ def run(
     figures = []
     if draw:
         figures = [
-            _figure_curves(runs, cfg, out_dir / "fig2_reward_entropy.png"),
-            _figure_kl(runs, cfg, out_dir / "fig2_kl_distribution.png"),
-            _figure_population(pop, out_dir / "fig2_population_kl.png"),
+            figure_curves(runs, cfg, out_dir / "fig2_reward_entropy.png"),
+            figure_kl(runs, cfg, out_dir / "fig2_kl_distribution.png"),
+            figure_population(pop, out_dir / "fig2_population_kl.png"),
         ]
     numbers: dict[str, float] = {"population_max_abs_kl_minus_delta": worst}
     for lr in cfg.lrs:
         for key in cfg.methods:
-            sel = [r for r in _grid_runs(runs, cfg) if r.method == key and r.k == max(cfg.ks) and r.lr == lr]
+            sel = [r for r in grid_runs(runs, cfg) if r.method == key and r.k == max(cfg.ks) and r.lr == lr]
             tag = f"{key}_K{max(cfg.ks)}_lr{lr:g}"
             for name in ("reward_final", "entropy_final", "kl_max", "kl_active_p90"):
                 numbers[f"{tag}_{name}"] = float(np.mean([r.summary()[name] for r in sel]))
@@ -705,13 +395,13 @@ def run(
             f"QUATRO = `quatro` + `quatro` (ratio_level={cfg.ratio_level}, δ={cfg.delta:g}, κ=0.1).",
             "**Population check** (tabular policy, exact expectations, "
             f"{cfg.population_steps} Adam steps at lr {cfg.population_lr:g}; `fig2_population_kl.png`):",
-            _population_table(pop),
+            population_table(pop),
             f"Max |KL − δ| over QUATRO's prompts and radii: {worst:.1e}.",
             "**Grid** (mean over seeds; KL statistics pooled over all prompt-iterations; "
             "'collapsed': final reward more than 0.05 below the run's best):",
-            _grid_table(runs, cfg),
+            grid_table(runs, cfg),
             "**What the grid shows** (read off the table; 'active': the sampled group had 0 < c < G):",
-            _observations(runs, cfg),
+            observations(runs, cfg),
         ]
     )
     return Section("2. Staleness and learning-rate stress", body, figures, numbers, time.perf_counter() - start)
