@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from trustrl.advantage.quatro import QuatroConfig
 from trustrl.policy_loss.quatro import QuatroPolicyLossConfig
-from trustrl.recipes.quatro.main import check_quatro_config
+from trustrl.recipes.quatro.config import check_quatro_config
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
 from verl.utils.config import omega_conf_to_dataclass, validate_config
 
@@ -84,6 +84,24 @@ def test_overrides_reach_the_dataclasses():
     assert check_quatro_config(config) == QuatroConfig(delta=0.02, solver="quadratic")
     policy_loss = omega_conf_to_dataclass(config.actor_rollout_ref.actor).policy_loss
     assert (policy_loss.ratio_level, policy_loss.zero_target) == ("seq", "mask")
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "token-sum"])
+def test_length_weighting_modes_are_accepted_with_a_warning(mode, caplog):
+    # every (ratio_level, loss_agg_mode) pair is exact, so none is refused; a mode that weights each sequence's
+    # term by its length is named in a warning (the stock ppo_trainer default, token-mean, is one)
+    import logging
+
+    from trustrl.recipes.quatro import main
+
+    assert main.check_quatro_config is check_quatro_config  # the entry point uses the same check
+    with caplog.at_level(logging.WARNING, logger="trustrl.recipes.quatro.config"):
+        assert check_quatro_config(_compose([f"actor_rollout_ref.actor.loss_agg_mode={mode}"])) == QuatroConfig()
+    assert f"loss_agg_mode={mode}" in caplog.text and "seq-mean-token-mean" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="trustrl.recipes.quatro.config"):
+        check_quatro_config(_compose())
+    assert caplog.text == ""
 
 
 @pytest.mark.parametrize(
