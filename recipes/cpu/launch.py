@@ -37,6 +37,10 @@ ROLLOUTS = ("vllm", "hf_cpu")
 # extension in trustrl.recipes.cpu.vllm_cpu, or the hf_cpu server): version 0 is the sync before step 1.
 _CHECKSUM = re.compile(r"\[(?:vllm_cpu|hf_cpu)\] weights v(\d+)(?: global_steps=\S+)? checksum=([-\d.eE+]+)")
 PROMPT_LENGTH = 16
+# Read by the vLLM CPU server (trustrl.recipes.cpu.vllm_cpu): drop every weight sync after the first (the negative
+# control of the sync checks), and a JSON-lines log of every generate request.
+DROP_SYNCS_ENV = "TRUSTRL_CPU_DROP_WEIGHT_SYNCS"
+REQUEST_LOG_ENV = "TRUSTRL_CPU_REQUEST_LOG"
 
 
 @dataclass

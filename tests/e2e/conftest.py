@@ -2,6 +2,7 @@
 """End-to-end tier: verl's own trainer on the CPU platform (marked `slow`; tens of seconds per run)."""
 
 import math
+import os
 import subprocess
 import time
 
@@ -37,3 +38,30 @@ def assert_no_leftover(result, grace_s: float = 15.0):
 def assert_finite(values, name):
     assert values, f"no values logged for {name}"
     assert all(math.isfinite(v) for v in values), f"{name} not finite: {values}"
+
+
+def assert_weights_reach_generator(result, steps: int):
+    """Every weight sync changed the model the rollout server generates with (its parameter checksum).
+
+    One sync before step 1 (version 0, the actor's initial weights replacing vLLM's dummy ones) and one after each
+    step; with a learning rate that moves the weights, every version's checksum differs from all earlier ones. A
+    dropped or stale sync repeats a checksum (the negative control in test_vllm_sync_negative_control_on_cpu.py).
+    """
+    syncs = result.weight_syncs
+    assert [v for v, _ in syncs] == list(range(steps + 1)), f"expected syncs v0..v{steps}, got {syncs}"
+    checksums = [c for _, c in syncs]
+    assert len(set(checksums)) == len(checksums), f"a weight sync did not change the served model: {checksums}"
+
+
+def assert_rollout_matches_actor(result, steps: int, bound: float = 5e-3):
+    """The rollout's log-probs match the actor's recomputation on the same tokens (verl's rollout-mismatch metric):
+    the server sampled with the weights the actor had at that step; a stale generator differs by the whole update."""
+    diffs = result.series("training/rollout_probs_diff_max")
+    assert len(diffs) == steps and max(diffs) < bound, diffs
+
+
+def assert_no_leaked_shm(result):
+    """Nothing the run created in shared memory is left: run() removed what no live process held (and reported it in
+    RunResult.leaked_shm); nothing was still held once the trainer's processes were gone."""
+    assert all(not os.path.exists(p) for p in result.leaked_shm), result.leaked_shm
+    assert result.shm_in_use == [], f"shared-memory entries still held after the run: {result.shm_in_use}"

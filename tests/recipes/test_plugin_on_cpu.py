@@ -22,6 +22,7 @@ import verl
 import verl.trainer.ppo.core_algos as c
 from verl.plugin.platform import PlatformRegistry
 from verl.workers.rollout import base as rollout_base
+from verl.workers.rollout.replica import RolloutReplicaRegistry
 from importlib.metadata import entry_points
 print(json.dumps({
     "entry_points": [ep.value for ep in entry_points(group="verl.plugins")],
@@ -31,6 +32,8 @@ print(json.dumps({
     "platforms": list(PlatformRegistry.registered_names()),
     "rollouts": [name for name, _ in rollout_base._ROLLOUT_REGISTRY],
     "cpu_modules": sorted(m for m in sys.modules if m.startswith("trustrl.recipes.cpu")),
+    "vllm_replica_loader": RolloutReplicaRegistry._registry["vllm"].__module__,
+    "vllm_imported": "vllm" in sys.modules,
 }))
 """
 
@@ -65,6 +68,8 @@ def test_cpu_tooling_is_not_loaded_unless_selected(default_process):
     assert default_process["cpu_modules"] == []
     assert "cpu" not in default_process["platforms"]
     assert "hf_cpu" not in default_process["rollouts"]
+    # verl's own vLLM replica, untouched
+    assert default_process["vllm_replica_loader"] == "verl.workers.rollout.replica"
 
 
 def test_cpu_platform_selected_by_env():
@@ -73,6 +78,10 @@ def test_cpu_platform_selected_by_env():
     assert "hf_cpu" in cpu["rollouts"]
     # The server module (transformers, generation) stays lazy: only the replica loader imports it.
     assert "trustrl.recipes.cpu.hf_cpu_rollout" not in cpu["cpu_modules"]
+    # `rollout.name=vllm` builds the CPU subclasses of verl's vLLM replica; vLLM itself is imported only then
+    assert cpu["vllm_replica_loader"] == "trustrl.recipes.cpu.registration"
+    assert "trustrl.recipes.cpu.vllm_cpu" not in cpu["cpu_modules"]
+    assert not cpu["vllm_imported"]
 
 
 def test_plugins_disabled_means_no_trustrl_names():
