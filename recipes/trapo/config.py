@@ -27,7 +27,7 @@ Each of ``sizes``, ``thresholds``, ``prefix_ratios`` left ``null`` takes the pre
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -190,9 +190,10 @@ class TrapoConfig(TrapoLossConfig):
         return TrapoLossConfig(**{f.name: getattr(self, f.name) for f in fields(TrapoLossConfig)})
 
 
-def _build(cls, values: Mapping, section: str):
-    known = [f.name for f in fields(cls)]
-    unknown = sorted(set(values) - set(known))
+def _build(cls, values: Mapping, section: str, not_keys: Collection[str] = ()):
+    """``cls(**values)`` after checking the keys; ``not_keys`` are fields filled from elsewhere (not section keys)."""
+    known = [f.name for f in fields(cls) if f.name not in not_keys]
+    unknown = sorted(set(values) - set(known) - set(not_keys))
     if unknown:
         raise ValueError(f"unknown key(s) {[f'{section}.{k}' for k in unknown]}; known keys: {known}")
     return cls(**values)
@@ -228,7 +229,7 @@ def trapo_config_from(config: DictConfig | Mapping) -> TrapoConfig:
         actual = _get(config, key)
         if actual is not None:
             values[name] = actual
-    return _build(TrapoConfig, values, "trapo")
+    return _build(TrapoConfig, values, "trapo", not_keys=VERL_KEYS)
 
 
 def validate_trapo_run_config(config: DictConfig) -> TrapoConfig:
