@@ -6,7 +6,7 @@ estimators and policy losses are in verl's registries wherever verl looks them u
 errors (they only surface later as "Unsupported loss mode"), so ``tests/recipes/test_plugin_on_cpu.py`` imports
 verl in a fresh process and asserts the names are there.
 
-The CPU platform and the ``hf_cpu`` rollout backend are test/demo tooling: they are registered only when
+The CPU platform and the vLLM CPU-build subclasses are test/demo tooling: they are registered only when
 ``VERL_PLATFORM=cpu`` selects them, so a GPU run never imports them.
 """
 

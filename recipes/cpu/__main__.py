@@ -2,7 +2,7 @@
 """The CPU demo: ``python -m trustrl.recipes.cpu --algo grpo|quatro|trapo --steps N``.
 
 Runs verl's own trainer (V1, TransferQueue, FSDP2 actor) on the CPU platform with verl's vLLM rollout (vLLM's CPU
-build; ``--rollout hf_cpu`` for the Hugging Face generate server) and a tiny randomly initialised model on the
+build) and a tiny randomly initialised model on the
 copy-digit task (``trustrl.recipes.cpu.task``), prints one line per step and a summary, and writes ``curves.png``
 and ``metrics.jsonl`` to ``--out``. For TRAPO the reward shown is the unguided rollouts' (guided rows apart), with
 the guided share per micro-group, the expert prefix length and the TrSFT statistics. Tooling for a laptop, not a
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         "--rollout",
         choices=ROLLOUTS,
         default=RunSpec.rollout,
-        help=f"rollout backend (default {RunSpec.rollout}: verl's vLLM rollout; hf_cpu: Hugging Face generate)",
+        help=f"rollout backend (default {RunSpec.rollout}: verl's vLLM rollout on vLLM's CPU build)",
     )
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default ./demo_out)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before the run is stopped")

@@ -32,10 +32,11 @@ ALGO_OVERRIDES = {
     # extra_info.expert_solutions and n must be 8 (micro-groups 4, 2, 1, 1)
     "trapo": ["trapo.micro_group.enable=True"],
 }
-ROLLOUTS = ("vllm", "hf_cpu")
-# The served model's parameter checksum after each weight sync, printed by the rollout server (vLLM's CPU worker
-# extension in trustrl.recipes.cpu.vllm_cpu, or the hf_cpu server): version 0 is the sync before step 1.
-_CHECKSUM = re.compile(r"\[(?:vllm_cpu|hf_cpu)\] weights v(\d+)(?: global_steps=\S+)? checksum=([-\d.eE+]+)")
+# Rollout backends of the CPU tier: verl's own vLLM rollout, on vLLM's CPU build (trustrl.recipes.cpu.vllm_cpu).
+ROLLOUTS = ("vllm",)
+# The served model's parameter checksum after each weight sync, printed by vLLM's CPU worker extension
+# (trustrl.recipes.cpu.vllm_cpu): version 0 is the sync before step 1.
+_CHECKSUM = re.compile(r"\[vllm_cpu\] weights v(\d+) checksum=([-\d.eE+]+)")
 PROMPT_LENGTH = 16
 # Read by the vLLM CPU server (trustrl.recipes.cpu.vllm_cpu): drop every weight sync after the first (the negative
 # control of the sync checks), and a JSON-lines log of every generate request.
@@ -58,7 +59,7 @@ class RunSpec:
     updates_per_step: int = 1
     # Module run with `python -m`; default ENTRY[algo] (stock verl for grpo and quatro).
     entry: str | None = None
-    # Rollout backend: verl's own vLLM rollout on vLLM's CPU build, or the Hugging Face generate() server.
+    # Rollout backend (actor_rollout_ref.rollout.name): verl's own vLLM rollout on vLLM's CPU build.
     rollout: str = "vllm"
     # Sample every response to response_length (vLLM's ignore_eos): long sequences from a tiny model.
     ignore_eos: bool = False
@@ -71,8 +72,6 @@ class RunSpec:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         if self.rollout not in ROLLOUTS:
             raise ValueError(f"rollout must be one of {ROLLOUTS}, got {self.rollout!r}")
-        if self.ignore_eos and self.rollout != "vllm":
-            raise ValueError("ignore_eos needs rollout='vllm' (the hf_cpu server has no such option)")
         if self.steps < 1 or self.prompts_per_step < 1 or self.n < 2:
             raise ValueError("need steps >= 1, prompts_per_step >= 1 and n >= 2 (groups need two samples)")
         if self.updates_per_step < 1 or self.prompts_per_step % self.updates_per_step:
@@ -157,12 +156,10 @@ def overrides(spec: RunSpec, paths: dict[str, Path], workdir: Path) -> list[str]
 
 
 def rollout_overrides(spec: RunSpec) -> list[str]:
-    """The rollout backend's overrides. vLLM: the settings its CPU build needs next to verl's trainer."""
-    if spec.rollout == "hf_cpu":
-        return ["actor_rollout_ref.rollout.name=hf_cpu"]
+    """verl's vLLM rollout with the settings vLLM's CPU build needs next to verl's trainer."""
     max_model_len = PROMPT_LENGTH + spec.response_length
     return [
-        "actor_rollout_ref.rollout.name=vllm",
+        f"actor_rollout_ref.rollout.name={spec.rollout}",
         # vLLM's CPU build has no sleep mode (trustrl.recipes.cpu.vllm_cpu checks both).
         "+actor_rollout_ref.rollout.enable_sleep_mode=False",
         "actor_rollout_ref.rollout.free_cache_engine=False",
@@ -330,7 +327,7 @@ def remove_leaked_shm(before: set[Path]) -> tuple[list[str], list[str]]:
     return removed, kept
 
 
-_MARKERS = re.compile(r"\[(?:hf_cpu|vllm_cpu)\]")
+_MARKERS = re.compile(r"\[vllm_cpu\]")
 _STEP_LINE = re.compile(r"(?:^|\s)(step:\d+ - .*)$")
 
 

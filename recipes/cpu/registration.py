@@ -1,5 +1,5 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
-"""Registers the CPU platform, verl's vLLM rollout on vLLM's CPU build, and the ``hf_cpu`` backend in this process.
+"""Registers the CPU platform and verl's vLLM rollout on vLLM's CPU build in the current process.
 
 Called by :mod:`trustrl.recipes.plugin` when ``VERL_PLATFORM=cpu``, i.e. in every Ray process of a CPU run.
 Each workaround of a verl 0.9.1 internal is one statement, with the line it answers.
@@ -20,7 +20,6 @@ def register() -> None:
         return
     import trustrl.recipes.cpu.platform  # noqa: F401  (PlatformRegistry "cpu")
     import verl.utils.distributed as verl_distributed
-    from verl.workers.rollout import base as rollout_base
     from verl.workers.rollout.replica import RolloutReplicaRegistry
 
     # engine/base.py:405 picks the engine by device name; the FSDP engine is registered for cuda/npu only.
@@ -35,13 +34,7 @@ def register() -> None:
 
     verl_distributed.initialize_global_process_group_ray = _init_gloo
 
-    # workers/rollout/base.py:89: the in-worker adapter table has no register function (private dict, pinned verl).
-    rollout_base._ROLLOUT_REGISTRY[("hf_cpu", "async")] = "trustrl.recipes.cpu.hf_cpu_rollout.HFCPUServerAdapter"
-    # replica.py:318: the replica loader; lazy so `import verl` does not import transformers here.
-    RolloutReplicaRegistry.register(
-        "hf_cpu", lambda: importlib.import_module("trustrl.recipes.cpu.hf_cpu_rollout").HFCPUReplica
-    )
-    # replica.py:318 again, under verl's own name: `rollout.name=vllm` builds verl's vLLMReplica subclass whose server
+    # replica.py:318, under verl's own name: `rollout.name=vllm` builds verl's vLLMReplica subclass whose server
     # loads vLLM's CPU build with weights that can be synced in place (see trustrl.recipes.cpu.vllm_cpu). The
     # in-worker adapter stays verl's ServerAdapter. Lazy: the module imports vLLM.
     RolloutReplicaRegistry.register(

@@ -21,7 +21,6 @@ import json, sys
 import verl
 import verl.trainer.ppo.core_algos as c
 from verl.plugin.platform import PlatformRegistry
-from verl.workers.rollout import base as rollout_base
 from verl.workers.rollout.replica import RolloutReplicaRegistry
 from importlib.metadata import entry_points
 print(json.dumps({
@@ -30,7 +29,6 @@ print(json.dumps({
     "adv": sorted(c.ADV_ESTIMATOR_REGISTRY),
     "loss": sorted(c.POLICY_LOSS_REGISTRY),
     "platforms": list(PlatformRegistry.registered_names()),
-    "rollouts": [name for name, _ in rollout_base._ROLLOUT_REGISTRY],
     "cpu_modules": sorted(m for m in sys.modules if m.startswith("trustrl.recipes.cpu")),
     "vllm_replica_loader": RolloutReplicaRegistry._registry["vllm"].__module__,
     "vllm_imported": "vllm" in sys.modules,
@@ -64,10 +62,9 @@ def test_names_registered_by_import_verl_alone(default_process):
 
 
 def test_cpu_tooling_is_not_loaded_unless_selected(default_process):
-    # A GPU run never imports the CPU platform or the hf_cpu backend.
+    # A GPU run never imports the CPU platform or the vLLM CPU-build subclasses.
     assert default_process["cpu_modules"] == []
     assert "cpu" not in default_process["platforms"]
-    assert "hf_cpu" not in default_process["rollouts"]
     # verl's own vLLM replica, untouched
     assert default_process["vllm_replica_loader"] == "verl.workers.rollout.replica"
 
@@ -75,9 +72,6 @@ def test_cpu_tooling_is_not_loaded_unless_selected(default_process):
 def test_cpu_platform_selected_by_env():
     cpu = _probe(VERL_PLATFORM="cpu")
     assert "cpu" in cpu["platforms"]
-    assert "hf_cpu" in cpu["rollouts"]
-    # The server module (transformers, generation) stays lazy: only the replica loader imports it.
-    assert "trustrl.recipes.cpu.hf_cpu_rollout" not in cpu["cpu_modules"]
     # `rollout.name=vllm` builds the CPU subclasses of verl's vLLM replica; vLLM itself is imported only then
     assert cpu["vllm_replica_loader"] == "trustrl.recipes.cpu.registration"
     assert "trustrl.recipes.cpu.vllm_cpu" not in cpu["cpu_modules"]
