@@ -4,9 +4,13 @@
 
 Examples::
 
-    # 1. sample (GPU): the LUFFY/TRAPO protocol (avg@32 on AIME/AMC, 1 sample elsewhere)
-    python scripts/eval/evaluate.py generate --model ckpt/global_step_500/hf \\
+    # 1. sample (vLLM; its CPU build without a GPU): the LUFFY/TRAPO protocol (avg@32 on AIME/AMC, 1 sample
+    #    elsewhere). --model: a hub id, a HF folder, or a verl checkpoint (global_step_N or its actor/, FSDP or
+    #    Megatron), merged once with verl's model merger into a cache folder when it has no HF weights
+    python scripts/eval/evaluate.py generate --model ckpts/trustrl/trapo_qwen2.5_math_7b/global_step_500 \\
         --data data/eval/*.parquet --out runs/trapo/generations.jsonl --preset luffy
+    #    check the model folder and the data files only (no vLLM, no merge)
+    python scripts/eval/evaluate.py generate --dry-run --model ckpts/.../global_step_500 --data ... --out ...
     # 2. grade and report (CPU): metrics.json, metrics.csv, pass_at_k.png in --out-dir, runs side by side
     python scripts/eval/evaluate.py score runs/grpo/generations.jsonl runs/trapo/generations.jsonl \\
         --names grpo trapo --out-dir runs/compare
@@ -34,8 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="sample n responses per problem with vLLM (GPU)")
-    g.add_argument("--model", required=True, help="HF checkpoint directory or hub id")
+    g = sub.add_parser("generate", help="sample n responses per problem with vLLM (GPU, or vLLM's CPU build)")
+    g.add_argument(
+        "--model",
+        required=True,
+        help="hub id, HF model folder, or verl checkpoint folder (global_step_N or its actor/; merged to HF once)",
+    )
+    g.add_argument("--merge-cache", type=Path, help="folder for merged checkpoints (default ~/.cache/trustrl/merged)")
+    g.add_argument("--dry-run", action="store_true", help="check the model folder and data files, print the plan")
     g.add_argument("--data", nargs="+", required=True, help="prepared benchmark parquet files")
     g.add_argument("--out", type=Path, required=True, help="generations JSONL to write")
     g.add_argument("--preset", choices=sorted(PRESETS), default="luffy", help="sampling protocol")
@@ -74,8 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _generate(args) -> int:
-    from trustrl.recipes.eval import generate
+    from trustrl.recipes.eval.generate import CheckpointError, generate, read_prompt_rows, resolve_model
 
+    if args.dry_run:
+        try:
+            source = resolve_model(args.model, args.merge_cache)
+            missing = [str(f) for f in args.data if not Path(f).is_file()]
+            if missing:
+                raise CheckpointError(f"--data: missing benchmark file(s) {missing}")
+            rows = read_prompt_rows(args.data, args.limit)
+        except (CheckpointError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"[generate] model: {source.describe()}")
+        print(f"[generate] {len(rows)} problems from {len(args.data)} file(s) -> {args.out}")
+        return 0
     try:
         out = generate(
             args.model,
@@ -91,8 +114,9 @@ def _generate(args) -> int:
             gpu_memory_utilization=args.gpu_memory_utilization,
             max_model_len=args.max_model_len,
             limit=args.limit,
+            merge_cache=args.merge_cache,
         )
-    except ImportError as e:
+    except (ImportError, CheckpointError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out}")

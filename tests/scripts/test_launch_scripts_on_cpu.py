@@ -259,16 +259,37 @@ def test_ray_submit_forwards_the_submitting_machines_paths(tmp_path, monkeypatch
     assert list(temp.iterdir()) == []
 
 
+def fake_fsdp_checkpoint(root: Path, exp: str = "quatro_qwen2.5_math_7b", step: int = 500) -> Path:
+    """A verl FSDP checkpoint's layout (shards + huggingface/ config, no HF weights); returns global_step_N."""
+    actor = root / "ckpts" / "trustrl" / exp / f"global_step_{step}" / "actor"
+    (actor / "huggingface").mkdir(parents=True)
+    (actor / "model_world_size_1_rank_0.pt").write_bytes(b"shard")
+    (actor / "huggingface" / "config.json").write_text("{}")
+    return actor.parent
+
+
 def test_eval_script_dry_run(tmp_path):
-    for bench in ("aime24", "aime25", "amc83", "math500", "minerva", "olympiadbench"):
-        (tmp_path / f"{bench}.parquet").touch()
-    ckpt = "ckpts/trustrl/quatro_qwen2.5_math_7b/global_step_500/actor/huggingface"
-    env = _env(DRY_RUN="1", DATA_DIR=str(tmp_path))
-    proc = subprocess.run(["bash", str(ROOT / "scripts/eval/eval_six_benchmarks.sh"), ckpt], env=env, **_text())
-    assert proc.returncode == 0, proc.stderr
-    assert "--names quatro_qwen2.5_math_7b" in proc.stdout and "accepts both command lines" in proc.stdout
-    (tmp_path / "minerva.parquet").unlink()
-    proc = subprocess.run(["bash", str(ROOT / "scripts/eval/eval_six_benchmarks.sh"), ckpt], env=env, **_text())
+    write_run_files(tmp_path)
+    env = _env(DRY_RUN="1", DATA_DIR=str(tmp_path / "data" / "eval"), MERGE_CACHE=str(tmp_path / "cache"))
+    step_dir = fake_fsdp_checkpoint(tmp_path)
+
+    def run_eval(ckpt: Path) -> subprocess.CompletedProcess:
+        script = str(ROOT / "scripts/eval/eval_six_benchmarks.sh")
+        return subprocess.run(["bash", script, str(ckpt)], env=env, capture_output=True, text=True, timeout=600)
+
+    for ckpt in (step_dir, step_dir / "actor"):
+        proc = run_eval(ckpt)
+        assert proc.returncode == 0, proc.stderr
+        assert "--names quatro_qwen2.5_math_7b" in proc.stdout and "accepts both command lines" in proc.stdout
+        assert f"verl fsdp checkpoint {step_dir / 'actor'} (to merge into {tmp_path / 'cache'}" in proc.stdout
+    # DRY_RUN=1 merges nothing
+    assert not (tmp_path / "cache").exists()
+    # not a checkpoint: the layout verl writes is named
+    (tmp_path / "empty").mkdir()
+    proc = run_eval(tmp_path / "empty")
+    assert proc.returncode != 0 and "model_world_size_*_rank_*.pt (FSDP) or model/dist_ckpt/" in proc.stderr
+    (tmp_path / "data" / "eval" / "minerva.parquet").unlink()
+    proc = run_eval(step_dir)
     assert proc.returncode != 0 and "minerva.parquet" in proc.stderr
 
 
