@@ -46,7 +46,9 @@ for ckpt in "$@"; do
   name=${names[i]:-}
   if [[ -z "${name}" ]]; then
     step_dir=${ckpt%/}
-    while [[ "${step_dir}" == */* && "$(basename "${step_dir}")" != global_step_* ]]; do step_dir=$(dirname "${step_dir}"); done
+    while [[ "${step_dir}" == */* && "${step_dir}" != / && "$(basename "${step_dir}")" != global_step_* ]]; do
+      step_dir=$(dirname "${step_dir}")
+    done
     if [[ "$(basename "${step_dir}")" == global_step_* ]]; then
       name=$(basename "$(dirname "${step_dir}")")
     else
