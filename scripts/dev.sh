@@ -29,7 +29,8 @@ install() {
   echo "[dev.sh] installing into $VENV (about 10 minutes on a fresh machine)"
   local t0=$SECONDS
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  local pip=(timed "$VENV/bin/pip" install -q --disable-pip-version-check)
+  # --no-compile: the byte code of the few modules a run imports is written at first import, not of every file.
+  local pip=(timed "$VENV/bin/pip" install -q --disable-pip-version-check --no-compile)
   # A constraint on every call, so no dependency can pull another (multi-GB CUDA) torch.
   local constraints="$VENV/trustrl-constraints.txt"
   echo "$torch_pin" > "$constraints"
@@ -43,8 +44,9 @@ install() {
   "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec
   # The `vllm` distribution name that verl and vLLM look up (see recipes/cpu/vllm_shim.py): CPU environment only.
   "$VENV/bin/python" -m trustrl.recipes.cpu.vllm_shim
-  VLLM_TARGET_DEVICE=cpu "$VENV/bin/python" -c \
-    "from vllm.platforms import current_platform as p; assert p.is_cpu(), p; import transformers; transformers.LlamaConfig()"
+  # Cheap checks of the two failure modes above (importing vLLM itself takes half a minute; the tests do that).
+  "$VENV/bin/python" -c "import importlib.metadata as m; v = m.version('vllm'); assert 'cpu' in v, v
+import transformers; transformers.LlamaConfig()"
   echo "$want" > "$stamp"
   echo "[dev.sh] installed in $((SECONDS - t0)) s"
 }
