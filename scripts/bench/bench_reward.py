@@ -3,6 +3,7 @@
 
     python scripts/bench/bench_reward.py --out bench_reward.json          # 4,096 responses, timeout 5 s
     python scripts/bench/bench_reward.py --n 512 --skip-verl-threads      # quick look
+    python scripts/bench/bench_reward.py --load-test --out load.json      # Math-Verify's suite, idle vs loaded
 
 Rows of the printed table:
 
@@ -15,6 +16,12 @@ Rows of the printed table:
 * ``hang batch``: the same responses with 1% replaced by inputs that hang math-verify (Math-Verify #65 and
   power towers). Overhead = its wall time minus the clean batch's; the target is at most ``timeout_s + 1``.
 
+``--load-test`` scores Math-Verify's own test suite (``tests/fixtures/reward/math_verify_cases.json``, turned into
+responses as ``tests/reward/math_verify_suite.py`` does) twice with fresh pools: on the machine as it is, then with
+``--burners`` CPU-burning processes running (default 4 per core: a load of about 9 on 2 cores), each bounded to
+``--burn-s`` seconds and killed at the end. It reports both sets of scores, timeouts and wall times, and every case
+whose score differs. Run it with the reward under test on ``PYTHONPATH`` to compare versions.
+
 Typical responses are synthetic and seeded: 512 problems x 8 samples, reasoning of 0.3-4 kB with inline LaTeX, half
 wrapped in ``<think>``, 70% end in a box (correct in a different notation or wrong), the rest end unboxed.
 """
@@ -26,6 +33,7 @@ import json
 import os
 import platform
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -111,6 +119,88 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
+_BURN = "import time\nend = time.time() + float(__import__('sys').argv[1])\nwhile time.time() < end: pass"
+
+
+def load_test(args) -> dict:
+    """Math-Verify's suite scored idle and under CPU load; see the module docstring."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from trustrl.reward import math_reward
+
+    from tests.reward import math_verify_suite as suite
+
+    cases = suite.load_cases()
+    responses, golds = [suite.response_for(c) for c in cases], [c["gold"] for c in cases]
+    phases = {}
+    for phase in ("idle", "loaded"):
+        math_reward.shutdown()
+        math_reward.warmup(args.num_workers)
+        burners = []
+        if phase == "loaded":
+            burners = [subprocess.Popen([sys.executable, "-c", _BURN, str(args.burn_s)]) for _ in range(args.burners)]
+            time.sleep(2.0)  # let the load average rise
+        load_start = os.getloadavg()[0]
+        runnable, stop = [], threading.Event()
+
+        def sample(runnable=runnable, stop=stop):  # runnable tasks on the node (/proc/loadavg field 4), every 0.5 s
+            while not stop.wait(0.5):
+                try:
+                    with open("/proc/loadavg") as f:
+                        runnable.append(int(f.read().split()[3].split("/")[0]))
+                except (OSError, ValueError, IndexError):
+                    return
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            results, seconds = timed(
+                lambda: math_reward.compute_scores(
+                    responses, golds, timeout_s=args.suite_timeout_s, num_workers=args.num_workers
+                )
+            )
+        finally:
+            stop.set()
+            for b in burners:
+                b.kill()
+                b.wait()
+        phases[phase] = {
+            "seconds": seconds,
+            "runnable_mean": sum(runnable) / len(runnable) if runnable else None,
+            "load_avg_1m_start": load_start,
+            "load_avg_1m_end": os.getloadavg()[0],
+            "burners": len(burners),
+            "scores": [r["score"] for r in results],
+            "statuses": _count(r["status"] for r in results),
+            "timeouts": [c["id"] for c, r in zip(cases, results) if r["status"] == "timeout"],
+            "agree_with_expected": sum(int(r["score"]) == c["expected"] for c, r in zip(cases, results)),
+        }
+    idle, loaded = phases["idle"]["scores"], phases["loaded"]["scores"]
+    return {
+        "n_cases": len(cases),
+        "timeout_s": args.suite_timeout_s,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "reward_module": math_reward.__file__,
+        "phases": phases,
+        "differing": [{"id": c["id"], "idle": a, "loaded": b} for c, a, b in zip(cases, idle, loaded) if a != b],
+    }
+
+
+def _print_load_test(fig: dict) -> None:
+    print(f"\nMath-Verify suite, {fig['n_cases']} cases, timeout {fig['timeout_s']} s, {fig['cores']} cores")
+    for phase, p in fig["phases"].items():
+        print(
+            f"{phase:7s} burners {p['burners']:2d}  load avg {p['load_avg_1m_start']:5.2f} -> "
+            f"{p['load_avg_1m_end']:5.2f}  runnable {p['runnable_mean'] or 0:5.1f}"
+            f"  {p['seconds']:6.1f} s  agree with expected {p['agree_with_expected']}  timeouts {len(p['timeouts'])}"
+            f" {p['timeouts']}  statuses {p['statuses']}"
+        )
+    print(f"scores that differ between idle and loaded: {len(fig['differing'])} {fig['differing']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4096, help="number of typical responses")
@@ -120,7 +210,21 @@ def main() -> None:
     parser.add_argument("--skip-verl", action="store_true", help="skip verl's math_verify path entirely")
     parser.add_argument("--skip-verl-threads", action="store_true", help="skip verl's path from a thread pool")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    parser.add_argument("--load-test", action="store_true", help="score Math-Verify's suite idle and under load")
+    parser.add_argument("--burners", type=int, default=None, help="CPU burners of the load test (default 4 per core)")
+    parser.add_argument("--burn-s", type=float, default=600.0, help="upper bound on each burner's life (s)")
+    parser.add_argument("--suite-timeout-s", type=float, default=10.0, help="reward timeout of the load test")
     args = parser.parse_args()
+    if args.load_test:
+        if args.burners is None:
+            args.burners = 4 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+        figures = load_test(args)
+        _print_load_test(figures)
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(figures, f, indent=2)
+            print(f"wrote {args.out}")
+        return
 
     from trustrl.reward import _pool, math_reward
 
