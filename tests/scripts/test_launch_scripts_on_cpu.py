@@ -391,3 +391,46 @@ def test_check_paths_0_composes_without_the_files(tmp_path, monkeypatch):
         _check_all([launch])
     monkeypatch.setenv("CHECK_PATHS", "0")
     assert _check_all([launch])[-1].startswith("[dry_run] OK ")
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# records each call (argv and the file-log path) instead of running Python
+printf '%s\\n' "$*" >> "${FAKE_LOG}"
+echo "VERL_FILE_LOGGER_PATH=${VERL_FILE_LOGGER_PATH:-}" >> "${FAKE_LOG}"
+"""
+
+
+def _fake_python(tmp_path: Path) -> tuple[Path, Path]:
+    fake, log = tmp_path / "python", tmp_path / "calls.txt"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    return fake, log
+
+
+def test_real_launch_checks_resources_then_logs_next_to_the_checkpoints(tmp_path):
+    """Stock main_ppo launches get the resource check first; verl's file log goes into the checkpoint folder."""
+    fake, log = _fake_python(tmp_path)
+    env = _env(PYTHON=str(fake), FAKE_LOG=str(log), CKPTS_ROOT=str(tmp_path / "ckpts"))
+    proc = subprocess.run(["bash", str(TRAIN / "run_grpo_qwen2.5_math_7b.sh")], env=env, **_text())
+    assert proc.returncode == 0, proc.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith("-m trustrl.recipes.resources --entry verl.trainer.main_ppo ")
+    assert calls[2].startswith("-m verl.trainer.main_ppo ")
+    ckpt = tmp_path / "ckpts" / "trustrl" / "grpo_qwen2.5_math_7b"
+    assert calls[3].startswith(f"VERL_FILE_LOGGER_PATH={ckpt}/metrics_") and calls[3].endswith(".jsonl")
+    assert ckpt.is_dir()
+    # the launch command is traced, once
+    assert sum(line.startswith("+ VERL_FILE_LOGGER_PATH=") for line in proc.stderr.splitlines()) == 1
+
+
+def test_real_sweep_validates_all_points_before_launching(tmp_path):
+    fake, log = _fake_python(tmp_path)
+    env = _env(PYTHON=str(fake), FAKE_LOG=str(log), CKPTS_ROOT=str(tmp_path / "ckpts"), SWEEP_VALUES="1 2")
+    proc = subprocess.run(["bash", str(SWEEPS[0])], env=env, **_text())
+    assert proc.returncode == 0, proc.stderr
+    entries = [line.split()[1] for line in log.read_text().splitlines() if line.startswith("-m ")]
+    # one validation of the 4 recorded points, then the 4 launches (GSPO's through stock verl get its check)
+    assert entries[0] == "trustrl.recipes.resources" and "--recorded" in log.read_text().splitlines()[0]
+    launched = [e for e in entries[1:] if e != "trustrl.recipes.resources"]
+    assert launched == ["trustrl.recipes.quatro.main"] * 2 + ["verl.trainer.main_ppo"] * 2
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("trustrl_sweep.*"))
