@@ -164,10 +164,10 @@ def _files(value: Any) -> list[str]:
 
 
 def _looks_local(path: str) -> bool:
-    # a hub id is "org/name" (one slash, no leading ./ or /); anything else that names a folder is local
+    # a hub id is "name" or "org/name" (no leading ./, / or ~); anything else that names a folder is local
     if path.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(path)):
         return True
-    return path.count("/") != 1
+    return path.count("/") > 1
 
 
 def _check_model_path(key: str, path: str | None, report: PathReport) -> None:

@@ -80,6 +80,7 @@ def read_prompt_rows(files: Sequence[str | Path], limit: int | None = None) -> l
 # ------------------------------------------------------------------------------------ verl checkpoints
 
 MERGE_CACHE_ENV = "TRUSTRL_MERGE_CACHE"
+CPU_VLLM_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 _MARKER = "trustrl_merged.json"
 _HF_WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "model*.safetensors.index.json")
 
@@ -146,7 +147,8 @@ def resolve_model(model: str, cache_dir: str | Path | None = None) -> ModelSourc
     """What ``model`` is (no side effect); raises :class:`CheckpointError` naming what a checkpoint needs."""
     path = Path(model).expanduser()
     if not path.exists():
-        if not model.startswith(("/", ".", "~")) and model.count("/") == 1:
+        # a hub id is "name" or "org/name"; a path that does not exist is an error, not a download
+        if not model.startswith(("/", ".", "~")) and model.count("/") <= 1:
             return ModelSource(model, "hub")
         raise CheckpointError(f"--model {model}: no such folder (and not a hub id 'org/name')")
     if not path.is_dir():
@@ -205,6 +207,15 @@ def prepare_model(model: str, cache_dir: str | Path | None = None, python: str =
     return ModelSource(str(target), "merged", source.checkpoint, source.backend)
 
 
+def _is_cpu_build(vllm) -> bool:
+    """Whether the imported vLLM runs on its CPU platform."""
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:
+        return False
+    return bool(getattr(current_platform, "is_cpu", lambda: False)())
+
+
 def _on_cpu() -> bool:
     try:
         import torch
@@ -255,10 +266,17 @@ def generate(
         raise KeyError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[preset]
     rows = read_prompt_rows(data_files, limit)
+    on_cpu = _on_cpu()
+    if on_cpu:
+        # vLLM's CPU build: the CPU platform, a 1 GiB KV cache (its default is sized for real models), no OpenMP
+        # pinning on cores other processes share; values already in the environment win
+        for key, value in CPU_VLLM_ENV.items():
+            os.environ.setdefault(key, value)
     vllm = require_vllm()
     source = prepare_model(model, merge_cache)
     print(f"[generate] model: {source.describe()}", flush=True)
-    device_kwargs = {"enforce_eager": True, "dtype": "float32"} if _on_cpu() else {}
+    # vLLM's CPU build: eager mode, and float32 as the CPU trainer (bfloat16 kernels need AVX512)
+    device_kwargs = {"enforce_eager": True, "dtype": "float32"} if _is_cpu_build(vllm) else {}
     llm = vllm.LLM(
         model=source.model,
         tensor_parallel_size=tensor_parallel_size,
