@@ -146,8 +146,8 @@ def start_vllm(args):
     model = args.model or str(task.build_model(Path(tempfile.mkdtemp(prefix="bench_trapo_vllm_")) / "model"))
     tok = AutoTokenizer.from_pretrained(model)
     rows = task.make_rows(args.prompts, "train", args.seed)
-    prompt_ids = [tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True) for r in rows]
-    prompt_ids = [list(p["input_ids"]) if isinstance(p, dict) else list(p) for p in prompt_ids]
+    texts = [tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
+    prompt_ids = [tok.encode(t, add_special_tokens=False) for t in texts]
     # the prefix tokens: a fixed pseudo-trace over the vocabulary (its content does not change the cost)
     trace_ids = [i % len(tok) for i in range(7, 7 + args.response_length)]
     max_len = max(map(len, prompt_ids)) + args.response_length
