@@ -34,6 +34,12 @@ script=${script#"${root}/"}
 DATA_DIR=${DATA_DIR:-${root}/data}
 CKPTS_ROOT=${CKPTS_ROOT:-${root}/ckpts}
 export DATA_DIR CKPTS_ROOT NNODES GPUS_PER_NODE
+# absolute here, so the dry run below shows the paths the job gets (a URL such as hdfs://... stays as it is)
+for knob in DATA_DIR CKPTS_ROOT CKPTS_DIR TRAIN_FILE; do
+  if [[ -n "${!knob:-}" && "${!knob}" != *://* ]]; then
+    export "${knob}=$(realpath -m "${!knob}")"
+  fi
+done
 
 # the staged package: a fresh temp folder removed on exit, unless STAGE_DIR names one to keep
 if [[ -n "${STAGE_DIR:-}" ]]; then
