@@ -189,6 +189,40 @@ def load_test(args) -> dict:
     }
 
 
+def hang_pairs(args) -> dict:
+    """The hang figure alone, measured as adjacent (clean, hang) pairs."""
+    from trustrl.reward import math_reward
+
+    solutions, golds = make_responses(args.n)
+    hung, where = with_hangs(solutions, args.hang_fraction)
+    hung_golds = list(golds)
+    for i in where:
+        hung_golds[i] = "7"
+    kw = {"timeout_s": args.timeout_s, "num_workers": args.num_workers}
+    pairs = []
+    for _ in range(args.hang_only):
+        math_reward.shutdown()
+        math_reward.warmup(args.num_workers)
+        clean, t_clean = timed(lambda: math_reward.compute_scores(solutions, golds, **kw))
+        math_reward.shutdown()
+        math_reward.warmup(args.num_workers)
+        res, t_hang = timed(lambda: math_reward.compute_scores(hung, hung_golds, **kw))
+        skip = set(where)
+        pairs.append(
+            {
+                "clean_s": t_clean,
+                "hang_s": t_hang,
+                "overhead_s": t_hang - t_clean,
+                "timed_out": sum(res[i]["status"] == "timeout" for i in where),
+                "others_unaffected": all(
+                    res[i]["score"] == clean[i]["score"] for i in range(len(solutions)) if i not in skip
+                ),
+                "load_avg_1m": os.getloadavg()[0],
+            }
+        )
+    return {"n": args.n, "n_hanging": len(where), "timeout_s": args.timeout_s, "pairs": pairs}
+
+
 def _print_load_test(fig: dict) -> None:
     print(f"\nMath-Verify suite, {fig['n_cases']} cases, timeout {fig['timeout_s']} s, {fig['cores']} cores")
     for phase, p in fig["phases"].items():
@@ -214,7 +248,27 @@ def main() -> None:
     parser.add_argument("--burners", type=int, default=None, help="CPU burners of the load test (default 4 per core)")
     parser.add_argument("--burn-s", type=float, default=600.0, help="upper bound on each burner's life (s)")
     parser.add_argument("--suite-timeout-s", type=float, default=10.0, help="reward timeout of the load test")
+    parser.add_argument(
+        "--hang-only",
+        type=int,
+        default=0,
+        metavar="R",
+        help="only the hang figure: R pairs of (clean batch, hang batch) back to back, fresh pools, so each overhead "
+        "compares batches run under the same machine load",
+    )
     args = parser.parse_args()
+    if args.hang_only:
+        figures = hang_pairs(args)
+        for i, pair in enumerate(figures["pairs"]):
+            print(
+                f"pair {i}: clean {pair['clean_s']:.2f} s, with {figures['n_hanging']} hanging {pair['hang_s']:.2f} s, "
+                f"overhead {pair['overhead_s']:.2f} s (target <= {args.timeout_s + 1.0:.1f}); timed out "
+                f"{pair['timed_out']}; rest unaffected {pair['others_unaffected']}; load avg {pair['load_avg_1m']:.2f}"
+            )
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(figures, f, indent=2)
+        return
     if args.load_test:
         if args.burners is None:
             args.burners = 4 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
