@@ -60,6 +60,10 @@ _DEPTH = 2  # tasks in flight per worker: one running, one queued, so a worker n
 _HOG_CPU_S = 1.0
 _SLOW_WALL_S = 1.0  # wall seconds after which a task's queued successors go to other workers (capped at timeout_s / 4)
 _POLL_S = 0.02  # how often a running task's CPU time is read from /proc (its resolution is 10 ms)
+# ... and a hog's: many hogs growing big integers at once make /proc reads slow (they contend for the target's
+# memory map), and a hog is past the point where 20 ms matter. Risky tasks are not read at all: their running
+# wall time bounds their CPU time.
+_HOG_POLL_S = 0.25
 # wall-clock caps (factor x timeout_s, floor in s): unparked running time, and time since start including parking
 _RUN_WALL_CAP = (10.0, 120.0)
 _TOTAL_WALL_CAP = (60.0, 900.0)
@@ -240,7 +244,7 @@ class _Worker:
 
     def poll_cpu(self, now: float) -> None:
         """Refresh ``cpu_used`` from /proc (unparked wall time where /proc cannot be read)."""
-        self.next_poll = now + _POLL_S
+        self.next_poll = now + (_HOG_POLL_S if self.hog else _POLL_S)
         cpu = _cpu_seconds(self.pid)
         self.cpu_used = cpu - self.cpu_base if cpu is not None else self.run_s(now)
 
@@ -362,9 +366,8 @@ class Pool:
             task = w.inflight[0]
             wait = min(wait, w.head_start + _cap_s(_TOTAL_WALL_CAP, task.timeout_s) - now)
             if w.parked_at is None:
-                wait = min(wait, w.next_poll - now, _cap_s(_RUN_WALL_CAP, task.timeout_s) - w.run_s(now))
-                if task.risky:
-                    wait = min(wait, task.timeout_s - w.run_s(now))
+                wait = min(wait, _cap_s(_RUN_WALL_CAP, task.timeout_s) - w.run_s(now))
+                wait = min(wait, task.timeout_s - w.run_s(now) if task.risky else w.next_poll - now)
             slow_at = w.head_start + _slow_wall_s(task.timeout_s)
             if not w.quarantined and slow_at > now:  # past it and still here: the quarantine cap was reached
                 wait = min(wait, slow_at - now)
@@ -376,7 +379,7 @@ class Pool:
             if not w.inflight:
                 continue
             timeout_s = w.inflight[0].timeout_s
-            if w.parked_at is None and now >= w.next_poll:
+            if w.parked_at is None and now >= w.next_poll and not w.inflight[0].risky:
                 w.poll_cpu(now)
             if w.over_budget(now):
                 self.stats["killed"] += 1
