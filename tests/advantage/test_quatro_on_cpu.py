@@ -157,7 +157,7 @@ def test_exactness_identities(delta, kind):
     assert bool((sol.delta_q[informative] <= delta + 1e-15).all())
 
 
-# G = 8 table of recipes/quatro/README.md (computed from the Bernoulli equations; provenance: QUATRO.md §2.4)
+# G = 8 table of recipes/quatro/README.md (computed from the Bernoulli equations of its section 4)
 TABLE = [
     # (delta, c, λ*, ρ+, ρ-)
     (0.01, 1, 2.569, 1.393, 0.944),

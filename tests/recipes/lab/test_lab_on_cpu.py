@@ -136,7 +136,7 @@ def test_proposition1_closed_form_matches_fixed_point_and_kkt():
     cfg = trsft.TrsftConfig()
     p_expert = trsft.discretised_mixture(cfg.num_categories, cfg.modes)
     p_star, lam, support = trsft.proposition1(p_expert, cfg.alpha)
-    # λ ← Σ_{p_E > αλ} p_E from λ = 1 (the fixed-point iteration of TRAPO.md)
+    # λ ← Σ_{p_E > αλ} p_E from λ = 1 (the fixed-point iteration of Proposition 1, recipes/trapo/README.md)
     fixed = 1.0
     for _ in range(100):
         fixed = float(p_expert[p_expert > cfg.alpha * fixed].sum())
