@@ -26,7 +26,7 @@ install() {
     echo "[dev.sh] environment up to date ($VENV)"
     return
   fi
-  echo "[dev.sh] installing into $VENV (about 10 minutes on a fresh machine)"
+  echo "[dev.sh] installing into $VENV (about 5 minutes on a fresh machine)"
   local t0=$SECONDS
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   # --no-compile: the byte code of the few modules a run imports is written at first import, not of every file.
