@@ -1,5 +1,5 @@
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
-"""Benchmark ``trapo_loss`` against verl's ``ppo_loss`` (vanilla) on the same nested batch (issue 5, "Performance").
+"""Benchmark ``trapo_loss`` against verl's ``ppo_loss`` (vanilla) on the same nested batch.
 
 The batch is shaped as verl's engines pass a micro-batch to the loss: jagged nested ``prompts``, ``responses``,
 ``response_mask``, ``old_log_probs``, ``advantages``, ``prefix_mask``, ``sft_mask`` (ignored by ``ppo_loss``) and the
