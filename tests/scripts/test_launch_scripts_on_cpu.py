@@ -428,7 +428,11 @@ def test_real_launch_checks_resources_then_logs_next_to_the_checkpoints(tmp_path
 
 def test_real_sweep_validates_all_points_before_launching(tmp_path):
     fake, log = _fake_python(tmp_path)
-    env = _env(PYTHON=str(fake), FAKE_LOG=str(log), CKPTS_ROOT=str(tmp_path / "ckpts"), SWEEP_VALUES="1 2")
+    temp = tmp_path / "tmp"  # its own temp dir: a sweep of another test or run may have a record folder open in /tmp
+    temp.mkdir()
+    env = _env(
+        PYTHON=str(fake), FAKE_LOG=str(log), CKPTS_ROOT=str(tmp_path / "ckpts"), SWEEP_VALUES="1 2", TMPDIR=str(temp)
+    )
     proc = subprocess.run(["bash", str(SWEEPS[0])], env=env, **_text())
     assert proc.returncode == 0, proc.stderr
     entries = [line.split()[1] for line in log.read_text().splitlines() if line.startswith("-m ")]
@@ -436,4 +440,4 @@ def test_real_sweep_validates_all_points_before_launching(tmp_path):
     assert entries[0] == "trustrl.recipes.resources" and "--recorded" in log.read_text().splitlines()[0]
     launched = [e for e in entries[1:] if e != "trustrl.recipes.resources"]
     assert launched == ["trustrl.recipes.quatro.main"] * 2 + ["verl.trainer.main_ppo"] * 2
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("trustrl_sweep.*"))
+    assert not list(temp.glob("trustrl_sweep.*"))

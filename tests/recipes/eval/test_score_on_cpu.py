@@ -206,6 +206,9 @@ def test_generate_with_a_fake_vllm_then_score(tmp_path, monkeypatch):
     tokenizer = hf_tokenizer(str(build_tiny_tokenizer(tmp_path / "tok")))
     calls = []
     monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(tokenizer, calls))
+    # a GPU platform: an earlier test in this process may have imported the real vLLM CPU build's platform module
+    gpu = types.SimpleNamespace(current_platform=types.SimpleNamespace(is_cpu=lambda: False))
+    monkeypatch.setitem(sys.modules, "vllm.platforms", gpu)
     out = generate("fake-model", files, tmp_path / "gens.jsonl", preset="luffy", seed=3, max_model_len=4096)
 
     assert calls[0] == (
