@@ -6,18 +6,23 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from trustrl.recipes.cpu import launch
 
 
-def test_leftovers_removed_and_segments_in_use_kept(tmp_path):
+def test_leftovers_removed_and_segments_in_use_kept(tmp_path, monkeypatch):
+    # Stand-ins for /dev/shm and /tmp: the sweep must never see (or remove) the segments of a trainer run that the
+    # e2e tier may be running on another worker at the same time, nor that run's sweep see these.
+    shm_dir, tmp_dir = tmp_path / "dev_shm", tmp_path / "tmp"
+    shm_dir.mkdir()
+    tmp_dir.mkdir()
+    monkeypatch.setattr(launch, "SHM_DIRS", (shm_dir, tmp_dir))
     before = launch.shm_entries()
     tag = f"trustrl_test_{os.getpid()}"
-    leaked = Path("/dev/shm") / f"psm_{tag}"
-    held = Path("/dev/shm") / f"psm_{tag}_held"
-    vllm_tmp = Path("/tmp") / f"vllm_dist_{tag}"
-    other = Path("/dev/shm") / f"other_{tag}"  # not one of the patterns: never touched
+    leaked = shm_dir / f"psm_{tag}"
+    held = shm_dir / f"psm_{tag}_held"
+    vllm_tmp = tmp_dir / f"vllm_dist_{tag}"
+    other = shm_dir / f"other_{tag}"  # not one of the patterns: never touched
     for path in (leaked, held, other):
         path.write_bytes(b"x" * 16)
     vllm_tmp.mkdir()
