@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
-# GSPO baseline for QUATRO (its closest relative, ANCHORS.md section 4): Qwen2.5-Math-7B, DAPO-Math-17k, QUATRO's
+# GSPO baseline for QUATRO (its closest relative: both act on the sequence-level length-normalised log-ratio; GSPO, https://arxiv.org/abs/2507.18071): Qwen2.5-Math-7B, DAPO-Math-17k, QUATRO's
 # batch, lengths and staleness (K = 4), stock verl. Sequence-level length-normalised ratio clipped to
 # [1 - 3e-4, 1 + 4e-4] (the GSPO paper's and verl's example values), seq-mean-token-mean, no KL, no entropy bonus.
 set -euo pipefail  # the launch command is traced by trustrl_launch (not in DRY_RUN=1)
