@@ -88,7 +88,8 @@ class ContextCheck:
         return self.model is None
 
 
-def _select(config: DictConfig | Mapping, key: str, default=None):
+def select(config: DictConfig | Mapping, key: str, default=None):
+    """``config.a.b.c`` of a DictConfig or nested mapping, ``default`` when absent."""
     if isinstance(config, DictConfig):
         return OmegaConf.select(config, key, default=default)
     node: Any = config
@@ -161,7 +162,7 @@ def _required(config) -> tuple[int, str]:
         ("data.max_prompt_length", "data.max_response_length"),
         ("actor_rollout_ref.rollout.prompt_length", "actor_rollout_ref.rollout.response_length"),
     ):
-        prompt, response = _select(config, prompt_key), _select(config, response_key)
+        prompt, response = select(config, prompt_key), select(config, response_key)
         if isinstance(prompt, int) and isinstance(response, int) and prompt + response > best[0]:
             best = (prompt + response, f"{prompt_key} + {response_key} = {prompt} + {response} = {prompt + response}")
     if not best[1]:
@@ -187,14 +188,14 @@ def check_model_context(config: DictConfig | Mapping) -> ContextCheck:
     with a :attr:`~ContextCheck.note` when no model config could be read (the check is skipped).
     """
     required, need = _required(config)
-    max_model_len = _select(config, MAX_MODEL_LEN)
+    max_model_len = select(config, MAX_MODEL_LEN)
     if max_model_len is not None and max_model_len < required:
         raise ValueError(
             f"{MAX_MODEL_LEN}={max_model_len} cannot hold {need} tokens: vLLM would cap responses and refuse "
             f"longer requests mid-run; set {MAX_MODEL_LEN}={required} or larger, or null (the model's "
             "max_position_embeddings), or lower data.max_response_length"
         )
-    path = _select(config, f"{MODEL}.hf_config_path") or _select(config, f"{MODEL}.path")
+    path = select(config, f"{MODEL}.hf_config_path") or select(config, f"{MODEL}.path")
     if not path:
         return ContextCheck(required, None, None, f"context check skipped: {MODEL}.path is not set")
     file, source = find_model_config(str(path))
@@ -204,7 +205,7 @@ def check_model_context(config: DictConfig | Mapping) -> ContextCheck:
             f"at start-up and needs at least {required} ({need})"
         )
         return ContextCheck(required, None, None, note)
-    override = _select(config, f"{MODEL}.override_config") or {}
+    override = select(config, f"{MODEL}.override_config") or {}
     if isinstance(override, DictConfig):
         override = OmegaConf.to_container(override, resolve=True)
     model = read_model_context(file, source, override)
@@ -215,7 +216,7 @@ def check_model_context(config: DictConfig | Mapping) -> ContextCheck:
             f"verl's rollout servers refuse that at start-up; {CONTEXT_FIX}"
         )
     if limit < required:
-        shortest = limit - _select(config, "data.max_prompt_length", 0)
+        shortest = limit - select(config, "data.max_prompt_length", 0)
         raise ValueError(
             f"the model's context is too short: {model.source} has max_position_embeddings={limit}"
             f"{_rope_note(model)}, but {need} tokens are configured. verl would set vLLM's max_model_len to {limit}: "

@@ -34,6 +34,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from trustrl.advantage.trapo import trapo_norm_adv_by_std
 from trustrl.policy_loss.trapo import VERL_KEYS, TrapoLossConfig
+from trustrl.recipes.preflight import select
 from trustrl.recipes.trapo.micro_groups import MICRO_GROUP_PRESETS, MicroGroupSchedule
 
 __all__ = [
@@ -199,18 +200,6 @@ def _build(cls, values: Mapping, section: str, not_keys: Collection[str] = ()):
     return cls(**values)
 
 
-def _get(config: DictConfig | Mapping, key: str, default=None):
-    """``config.a.b.c`` of a DictConfig or nested mapping, ``default`` when absent."""
-    if isinstance(config, DictConfig):
-        return OmegaConf.select(config, key, default=default)
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
 def trapo_config_from(config: DictConfig | Mapping) -> TrapoConfig:
     """The validated ``trapo`` section of a full run config, with the RL loss and normaliser read from verl's actor
     keys (``ValueError`` naming the key on any problem). Without an actor section the loss defaults apply."""
@@ -226,7 +215,7 @@ def trapo_config_from(config: DictConfig | Mapping) -> TrapoConfig:
     for name, key in VERL_KEYS.items():
         if name in values:
             raise ValueError(f"trapo.{name} is not a TRAPO key: the TRAPO loss reads verl's {key}; set that instead")
-        actual = _get(config, key)
+        actual = select(config, key)
         if actual is not None:
             values[name] = actual
     return _build(TrapoConfig, values, "trapo", not_keys=VERL_KEYS)
@@ -239,16 +228,16 @@ def validate_trapo_run_config(config: DictConfig) -> TrapoConfig:
     """
     trapo = trapo_config_from(config)
     # the estimator's own option (algorithm.trapo), read in the workers: checked here too, before Ray starts
-    trapo_norm_adv_by_std(_get(config, "algorithm"))
+    trapo_norm_adv_by_std(select(config, "algorithm"))
     actor = "actor_rollout_ref.actor"
-    if not _get(config, "trainer.use_v1", True) or _get(config, "trainer.v1.trainer_mode", "sync") != "sync":
+    if not select(config, "trainer.use_v1", True) or select(config, "trainer.v1.trainer_mode", "sync") != "sync":
         raise ValueError("TRAPO runs on verl's V1 sync trainer; set trainer.use_v1=True trainer.v1.trainer_mode=sync")
-    if trapo.loss_agg_mode == "seq-mean-token-sum-norm" and _get(config, f"{actor}.loss_scale_factor") is None:
+    if trapo.loss_agg_mode == "seq-mean-token-sum-norm" and select(config, f"{actor}.loss_scale_factor") is None:
         raise ValueError(
             f"{actor}.loss_scale_factor is null: seq-mean-token-sum-norm would divide by each micro-batch's padded "
             f"width; set {actor}.loss_scale_factor to the max response length (the recipe yaml does)"
         )
-    if _get(config, "distillation.enabled", False):
+    if select(config, "distillation.enabled", False):
         raise ValueError(
             "TRAPO replaces the actor loss and cannot run with distillation; set distillation.enabled=False"
         )
@@ -273,10 +262,10 @@ def check_sizes_sum(sizes, n: int, key: str = "actor_rollout_ref.rollout.n") -> 
 
 
 def _validate_guided_rollout(config: DictConfig, trapo: TrapoConfig) -> None:
-    n = _get(config, "actor_rollout_ref.rollout.n")
+    n = select(config, "actor_rollout_ref.rollout.n")
     if n is not None:
         check_sizes_sum(trapo.micro_group.schedule.sizes, n)
-    _check_manager(_get(config, "actor_rollout_ref.rollout.agent.agent_loop_manager_class"))
+    _check_manager(select(config, "actor_rollout_ref.rollout.agent.agent_loop_manager_class"))
     _check_rollout_correction(config)
 
 
@@ -284,7 +273,7 @@ def _check_rollout_correction(config: DictConfig) -> None:
     """verl's rollout correction reads the rollout's log-probs; an expert-prefix token has none (the agent loop
     writes a 0.0 placeholder), so every setting that acts on them is refused on guided runs."""
     section = "algorithm.rollout_correction"
-    if _get(config, f"{section}.bypass_mode", False):
+    if select(config, f"{section}.bypass_mode", False):
         raise ValueError(
             f"{section}.bypass_mode=True would use the placeholder rollout log-probs of expert "
             "prefix tokens as old log-probs; set it to False for guided TRAPO runs"
@@ -301,7 +290,7 @@ def _check_rollout_correction(config: DictConfig) -> None:
             "would be rejected for its expert prefix, TrSFT tokens included)",
         ),
     ):
-        value = _get(config, f"{section}.{key}")
+        value = select(config, f"{section}.{key}")
         if value is not None:
             raise ValueError(
                 f"{section}.{key}={value!r}: verl's rollout correction would apply {acts}, computed from rollout "
