@@ -220,3 +220,14 @@ trustrl_sweep() {
   rm -rf "${record}"
   "${points}"
 }
+
+# trustrl_sweep_algo <quatro|gspo>: for a sweep of QUATRO against GSPO, set ENTRY (QUATRO's recipe entry point or stock
+# verl), ALGO (the calling script's QUATRO or GSPO override array) and OWN (that algorithm's own override channel,
+# QUATRO_OVERRIDES or GSPO_OVERRIDES, so an algorithm-specific key never reaches the other algorithm's points).
+trustrl_sweep_algo() {
+  case "$1" in
+    quatro) ENTRY=trustrl.recipes.quatro.main; ALGO=("${QUATRO[@]}"); read -ra OWN <<< "${QUATRO_OVERRIDES:-}" ;;
+    gspo) ENTRY=verl.trainer.main_ppo; ALGO=("${GSPO[@]}"); read -ra OWN <<< "${GSPO_OVERRIDES:-}" ;;
+    *) echo "ALGOS takes quatro and gspo, got '$1'" >&2; exit 2 ;;
+  esac
+}

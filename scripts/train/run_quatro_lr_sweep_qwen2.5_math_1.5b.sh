@@ -70,14 +70,10 @@ SHARED=(
 # one launch per point; the extra overrides ("$@") reach every point
 sweep_points() {
   for algo in ${ALGOS}; do
-    case "${algo}" in
-      quatro) entry=trustrl.recipes.quatro.main; ALGO=("${QUATRO[@]}"); read -ra OWN <<< "${QUATRO_OVERRIDES}" ;;
-      gspo) entry=verl.trainer.main_ppo; ALGO=("${GSPO[@]}"); read -ra OWN <<< "${GSPO_OVERRIDES}" ;;
-      *) echo "ALGOS takes quatro and gspo, got '${algo}'" >&2; exit 2 ;;
-    esac
+    trustrl_sweep_algo "${algo}"
     for point_lr in ${SWEEP_VALUES}; do
       point=${EXP_NAME}_${algo}_lr${point_lr}
-      trustrl_launch "${entry}" "${COMMON[@]}" "${ALGO[@]}" "${SHARED[@]}" \
+      trustrl_launch "${ENTRY}" "${COMMON[@]}" "${ALGO[@]}" "${SHARED[@]}" \
         "actor_rollout_ref.actor.optim.lr=${point_lr}" \
         "trainer.experiment_name=${point}" \
         "trainer.default_local_dir=${CKPTS_DIR}/${point}" \
