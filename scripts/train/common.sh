@@ -225,6 +225,7 @@ trustrl_sweep() {
 # verl), ALGO (the calling script's QUATRO or GSPO override array) and OWN (that algorithm's own override channel,
 # QUATRO_OVERRIDES or GSPO_OVERRIDES, so an algorithm-specific key never reaches the other algorithm's points).
 trustrl_sweep_algo() {
+  # shellcheck disable=SC2034  # ENTRY, ALGO and OWN are the caller's: read by the sweep script's point loop
   case "$1" in
     quatro) ENTRY=trustrl.recipes.quatro.main; ALGO=("${QUATRO[@]}"); read -ra OWN <<< "${QUATRO_OVERRIDES:-}" ;;
     gspo) ENTRY=verl.trainer.main_ppo; ALGO=("${GSPO[@]}"); read -ra OWN <<< "${GSPO_OVERRIDES:-}" ;;
