@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trustrl.recipes.cpu.launch import ALGOS, ROLLOUTS, RunSpec, run
+from trustrl.recipes.cpu.launch import ALGOS, RunSpec, run
 from trustrl.recipes.cpu.report import plot_curves, summarize
 
 RECIPE_ENTRY = {"quatro": "trustrl.recipes.quatro.main", "trapo": "trustrl.recipes.trapo.main"}
@@ -30,7 +30,6 @@ def demo_spec(
     lr: float = 2e-3,
     seed: int = 0,
     updates_per_step: int | None = None,
-    rollout: str = RunSpec.rollout,
     extra: list[str] | tuple[str, ...] = (),
 ) -> RunSpec:
     """The run the demo launches for ``algo`` (its defaults are the demo's; the mechanism test runs this spec)."""
@@ -44,7 +43,6 @@ def demo_spec(
         updates_per_step=updates_per_step or (1 if algo == "grpo" else 2),
         # The recipe entry points (stock main_ppo runs QUATRO too; ours also logs the estimator's lambda_q).
         entry=RECIPE_ENTRY.get(algo),
-        rollout=rollout,
         extra=list(extra),
     )
 
@@ -63,12 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="optimizer steps per rollout batch (default: 1 for grpo, 2 for quatro/trapo so the trust region binds)",
     )
-    parser.add_argument(
-        "--rollout",
-        choices=ROLLOUTS,
-        default=RunSpec.rollout,
-        help=f"rollout backend (default {RunSpec.rollout}: verl's vLLM rollout on vLLM's CPU build)",
-    )
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default ./demo_out)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before the run is stopped")
     parser.add_argument("overrides", nargs="*", help="extra hydra overrides passed to verl")
@@ -82,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         seed=args.seed,
         updates_per_step=args.updates_per_step,
-        rollout=args.rollout,
         extra=args.overrides,
     )
     out = args.out / args.algo

@@ -32,8 +32,6 @@ ALGO_OVERRIDES = {
     # extra_info.expert_solutions and n must be 8 (micro-groups 4, 2, 1, 1)
     "trapo": ["trapo.micro_group.enable=True"],
 }
-# Rollout backends of the CPU tier: verl's own vLLM rollout, on vLLM's CPU build (trustrl.recipes.cpu.vllm_cpu).
-ROLLOUTS = ("vllm",)
 # The served model's parameter checksum after each weight sync, printed by vLLM's CPU worker extension
 # (trustrl.recipes.cpu.vllm_cpu): version 0 is the sync before step 1.
 _CHECKSUM = re.compile(r"\[vllm_cpu\] weights v(\d+) checksum=([-\d.eE+]+)")
@@ -59,8 +57,6 @@ class RunSpec:
     updates_per_step: int = 1
     # Module run with `python -m`; default ENTRY[algo] (stock verl for grpo and quatro).
     entry: str | None = None
-    # Rollout backend (actor_rollout_ref.rollout.name): verl's own vLLM rollout on vLLM's CPU build.
-    rollout: str = "vllm"
     # Sample every response to response_length (vLLM's ignore_eos): long sequences from a tiny model.
     ignore_eos: bool = False
     # Extra environment of the trainer and every process it starts (Ray workers, the vLLM server).
@@ -70,8 +66,6 @@ class RunSpec:
     def __post_init__(self):
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
-        if self.rollout not in ROLLOUTS:
-            raise ValueError(f"rollout must be one of {ROLLOUTS}, got {self.rollout!r}")
         if self.steps < 1 or self.prompts_per_step < 1 or self.n < 2:
             raise ValueError("need steps >= 1, prompts_per_step >= 1 and n >= 2 (groups need two samples)")
         if self.updates_per_step < 1 or self.prompts_per_step % self.updates_per_step:
@@ -99,7 +93,7 @@ def cpu_env(workdir: Path) -> dict[str, str]:
 
 
 def overrides(spec: RunSpec, paths: dict[str, Path], workdir: Path) -> list[str]:
-    """Hydra overrides that put verl's trainer on the CPU platform, the chosen rollout and the tiny task."""
+    """Hydra overrides that put verl's trainer on the CPU platform, verl's vLLM rollout and the tiny task."""
     mini = spec.prompts_per_step // spec.updates_per_step
     return [
         *ALGO_OVERRIDES[spec.algo],
@@ -159,7 +153,7 @@ def rollout_overrides(spec: RunSpec) -> list[str]:
     """verl's vLLM rollout with the settings vLLM's CPU build needs next to verl's trainer."""
     max_model_len = PROMPT_LENGTH + spec.response_length
     return [
-        f"actor_rollout_ref.rollout.name={spec.rollout}",
+        "actor_rollout_ref.rollout.name=vllm",
         # vLLM's CPU build has no sleep mode (trustrl.recipes.cpu.vllm_cpu checks both).
         "+actor_rollout_ref.rollout.enable_sleep_mode=False",
         "actor_rollout_ref.rollout.free_cache_engine=False",
