@@ -1,10 +1,18 @@
 # shellcheck shell=bash disable=SC2154  # the lower-case constants are set by the sourcing script
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
 #
-# Shared part of scripts/train/run_*.sh, sourced after a script has set its lower-case constants (the experiment).
-# It sets the UPPER-CASE environment knobs that have no experiment meaning (paths, cluster shape, performance) and
-# builds the override groups every experiment shares; `trustrl_launch` starts the entry point, or with DRY_RUN=1
-# composes and validates the config on CPU (python -m trustrl.recipes.dry_run) without Ray or a GPU.
+# Shared infrastructure of scripts/train/*.sh, sourced after a script has set its lower-case constants.
+# It holds what places and runs a job but does not define the experiment: the UPPER-CASE environment knobs (paths,
+# cluster shape, logging and checkpoints, performance), `trustrl_infra_args` (the override array INFRA built from
+# them) and the launch helpers: `trustrl_launch` starts the entry point, or with DRY_RUN=1 composes and validates the
+# config on CPU (python -m trustrl.recipes.dry_run) without Ray or a GPU; `trustrl_sweep` and `trustrl_sweep_algo`
+# run a sweep's points.
+#
+# Every override that defines the experiment is written in the experiment script itself, in one array right before
+# its one trustrl_launch: the algorithm, the data keys (files, lengths, batch size, truncation, overlong filter), the
+# model (path and flags), the actor's optimizer and mini-batches (lr, warmup, grad clip, mini-batch size, epochs),
+# the rollout (name, n, temperature, top_p, val_kwargs), the reward function, total_training_steps and
+# val_before_train. A script passes INFRA after them and its command-line overrides last (last one wins).
 #
 # Paths are the launching machine's: DATA_DIR, CKPTS_ROOT (and any path knob set) are absolute paths that
 # scripts/cluster/ray_submit.sh forwards to the job, so a job never reads or writes Ray's per-job copy of the
@@ -13,10 +21,8 @@
 # verl.trainer.main_ppo get the same check from trustrl_launch.
 #
 # Constants a script must set before sourcing (set -u catches a missing one):
-#   project_name exp_name model_id train_set
-#   max_prompt_length max_response_length train_prompt_bsz train_prompt_mini_bsz n_resp_per_prompt
-#   lr total_training_steps temperature val_temperature
-# Optional constants: ppo_epochs (1), lr_warmup_steps (0), grad_clip (1.0), val_n (1)
+#   project_name exp_name model_id train_set (the defaults of the run name, MODEL_PATH, TRAIN_FILE, CKPTS_DIR)
+# and before calling trustrl_infra_args: max_prompt_length max_response_length (the dynamic batches' token budgets).
 # Variant scripts (Megatron, ablations) re-run an experiment script with EXP_NAME, ENGINE or extra overrides set.
 
 TRUSTRL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -31,7 +37,7 @@ export CHECK_PATHS=${CHECK_PATHS:-1}
 DATA_DIR=${DATA_DIR:-${TRUSTRL_ROOT}/data}
 MODEL_PATH=${MODEL_PATH:-${model_id}}
 TRAIN_FILE=${TRAIN_FILE:-${DATA_DIR}/train/${train_set}.parquet}
-# the six benchmarks (recipes/eval/README.md), validated during training with one sample each
+# validation set during training: the six benchmarks (recipes/eval/README.md)
 VAL_BENCHMARKS=${VAL_BENCHMARKS:-aime24 aime25 amc83 math500 minerva olympiadbench}
 if [[ -z "${VAL_FILE:-}" ]]; then
   VAL_FILE="["
@@ -47,11 +53,13 @@ CKPTS_DIR=${CKPTS_DIR:-${CKPTS_ROOT}/${project_name}/${EXP_NAME}}
 NNODES=${NNODES:-1}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 
+# Rollout engine: the scripts write it as actor_rollout_ref.rollout.name=${ROLLOUT_NAME}
+ROLLOUT_NAME=${ROLLOUT_NAME:-vllm}
+
 # Performance (no effect on the objective); ENGINE=megatron: verl's Megatron engine with MEGATRON_TP x MEGATRON_PP
 ENGINE=${ENGINE:-fsdp}
 MEGATRON_TP=${MEGATRON_TP:-2}
 MEGATRON_PP=${MEGATRON_PP:-1}
-ROLLOUT_NAME=${ROLLOUT_NAME:-vllm}
 ROLLOUT_TP=${ROLLOUT_TP:-2}
 GPU_MEM_UTIL=${GPU_MEM_UTIL:-0.7}
 SP_SIZE=${SP_SIZE:-1}
@@ -68,77 +76,42 @@ SAVE_FREQ=${SAVE_FREQ:-50}
 MAX_CKPTS=${MAX_CKPTS:-2}
 RESUME_MODE=${RESUME_MODE:-auto}
 
-# Optional constants
-ppo_epochs=${ppo_epochs:-1}
-lr_warmup_steps=${lr_warmup_steps:-0}
-grad_clip=${grad_clip:-1.0}
-val_n=${val_n:-1}
-
-# Token budgets of the dynamic batches: 2x (actor) and 4x (log-prob passes) one full sequence per GPU
-actor_max_tokens=$(( (max_prompt_length + max_response_length) * 2 ))
-infer_max_tokens=$(( (max_prompt_length + max_response_length) * 4 ))
-
-# Fills the global array COMMON with the overrides every experiment shares, from the constants above.
-trustrl_common_args() {
-  COMMON=(
-    # data: prompts as chat lists (data.prompt_key=prompt), verl parquet from scripts/data/prepare.py
-    "data.train_files=${TRAIN_FILE}"
-    "data.val_files=${VAL_FILE}"
-    "data.max_prompt_length=${max_prompt_length}"
-    "data.max_response_length=${max_response_length}"
-    "data.train_batch_size=${train_prompt_bsz}"
-    "data.filter_overlong_prompts=True"
-    "data.truncation=error"
-    # model
-    "actor_rollout_ref.model.path=${MODEL_PATH}"
-    "actor_rollout_ref.model.use_remove_padding=True"
-    "actor_rollout_ref.model.enable_gradient_checkpointing=True"
-    # actor: K = train_prompt_bsz / train_prompt_mini_bsz optimizer steps per rollout batch (x ppo_epochs)
-    "actor_rollout_ref.actor.optim.lr=${lr}"
-    "actor_rollout_ref.actor.optim.lr_warmup_steps=${lr_warmup_steps}"
-    "actor_rollout_ref.actor.optim.clip_grad=${grad_clip}"
-    "actor_rollout_ref.actor.ppo_mini_batch_size=${train_prompt_mini_bsz}"
-    "actor_rollout_ref.actor.ppo_epochs=${ppo_epochs}"
-    "actor_rollout_ref.actor.use_dynamic_bsz=True"
-    "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=${actor_max_tokens}"
-    # rollout
-    "actor_rollout_ref.rollout.name=${ROLLOUT_NAME}"
-    "actor_rollout_ref.rollout.n=${n_resp_per_prompt}"
-    "actor_rollout_ref.rollout.temperature=${temperature}"
-    "actor_rollout_ref.rollout.top_p=1.0"
-    "actor_rollout_ref.rollout.tensor_model_parallel_size=${ROLLOUT_TP}"
-    "actor_rollout_ref.rollout.gpu_memory_utilization=${GPU_MEM_UTIL}"
-    "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=True"
-    "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu=${infer_max_tokens}"
-    "actor_rollout_ref.rollout.val_kwargs.do_sample=True"
-    "actor_rollout_ref.rollout.val_kwargs.temperature=${val_temperature}"
-    "actor_rollout_ref.rollout.val_kwargs.top_p=1.0"
-    "actor_rollout_ref.rollout.val_kwargs.n=${val_n}"
-    # reference model: only built when a KL term is on; sized like the log-prob pass
-    "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=True"
-    "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu=${infer_max_tokens}"
-    # reward: strict math-verify on the last \boxed{} (trustrl.reward.math_reward)
-    "reward.custom_reward_function.path=pkg://trustrl.reward.math_reward"
-    "reward.custom_reward_function.name=compute_score"
-    "reward.num_workers=${REWARD_WORKERS}"
-    # trainer
+# Fills the global array INFRA with the overrides that place and run the job without changing the objective:
+# cluster shape, logging and checkpoints, and the performance knobs (dynamic-batch token budgets, rollout tensor
+# parallelism and memory, reward workers, the ENGINE block: FSDP2 or Megatron sharding, offload, sequence parallel).
+trustrl_infra_args() {
+  # token budgets of the dynamic batches: 2x (actor) and 4x (log-prob passes) one full sequence per GPU
+  local actor_max_tokens=$(( (max_prompt_length + max_response_length) * 2 ))
+  local infer_max_tokens=$(( (max_prompt_length + max_response_length) * 4 ))
+  INFRA=(
+    # cluster shape
+    "trainer.nnodes=${NNODES}"
+    "trainer.n_gpus_per_node=${GPUS_PER_NODE}"
+    # logging and checkpoints
     "trainer.logger=${LOGGER}"
     "trainer.project_name=${project_name}"
     "trainer.experiment_name=${EXP_NAME}"
-    "trainer.nnodes=${NNODES}"
-    "trainer.n_gpus_per_node=${GPUS_PER_NODE}"
-    "trainer.total_training_steps=${total_training_steps}"
-    "trainer.val_before_train=True"
     "trainer.test_freq=${TEST_FREQ}"
     "trainer.save_freq=${SAVE_FREQ}"
     "trainer.resume_mode=${RESUME_MODE}"
     "trainer.max_actor_ckpt_to_keep=${MAX_CKPTS}"
     "trainer.max_critic_ckpt_to_keep=${MAX_CKPTS}"
     "trainer.default_local_dir=${CKPTS_DIR}"
+    # dynamic micro-batches (actor update, rollout and reference log-prob passes)
+    "actor_rollout_ref.actor.use_dynamic_bsz=True"
+    "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=${actor_max_tokens}"
+    "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=True"
+    "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu=${infer_max_tokens}"
+    "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=True"
+    "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu=${infer_max_tokens}"
+    # rollout engine sharding and memory, reward workers
+    "actor_rollout_ref.rollout.tensor_model_parallel_size=${ROLLOUT_TP}"
+    "actor_rollout_ref.rollout.gpu_memory_utilization=${GPU_MEM_UTIL}"
+    "reward.num_workers=${REWARD_WORKERS}"
   )
   case "${ENGINE}" in
     fsdp)
-      COMMON+=(
+      INFRA+=(
         "actor_rollout_ref.actor.strategy=fsdp2"
         "actor_rollout_ref.ref.strategy=fsdp2"
         "actor_rollout_ref.actor.ulysses_sequence_parallel_size=${SP_SIZE}"
@@ -149,7 +122,7 @@ trustrl_common_args() {
       ;;
     megatron)
       # verl's Megatron engine (model_engine=megatron; HF weights through mbridge)
-      COMMON+=(
+      INFRA+=(
         "model_engine=megatron"
         "actor_rollout_ref.actor.megatron.tensor_model_parallel_size=${MEGATRON_TP}"
         "actor_rollout_ref.actor.megatron.pipeline_model_parallel_size=${MEGATRON_PP}"

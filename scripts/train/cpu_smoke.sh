@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Copyright 2026 The trustrl Authors. Licensed under the Apache License, Version 2.0.
-# The launch scripts' override style, run for real on CPU: the shared groups of common.sh, an algorithm block as in
-# run_<algo>_*.sh, then the CPU tier's deltas (trustrl.recipes.cpu: CPU platform, verl's vLLM rollout on vLLM's CPU
-# build, one trainer rank),
-# on a tiny random model and the copy-digit task (trustrl.recipes.cpu.task), for two steps of verl's live trainer.
+# The launch scripts' overrides, run for real on CPU: the experiment block of run_<algo>_*.sh (here with the tiny
+# task's sizes), an algorithm block as in those scripts, common.sh's infrastructure array, then the CPU tier's deltas
+# (trustrl.recipes.cpu: CPU platform, verl's vLLM rollout on vLLM's CPU build, one trainer rank), which come last and
+# win over the GPU values they replace, on a tiny random model and the copy-digit task (trustrl.recipes.cpu.task),
+# for two steps of verl's live trainer.
 #   bash scripts/train/cpu_smoke.sh                 # QUATRO through its recipe entry point, about a minute or two
 #   ALGO=trapo bash scripts/train/cpu_smoke.sh      # or grpo, trapo (unguided + guided rollout worker off)
 # Metrics: one JSON line per step in ${WORK_DIR}/metrics.jsonl (verl's file logger).
@@ -40,7 +41,44 @@ GPUS_PER_NODE=1
 
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-trustrl_common_args
+trustrl_infra_args
+
+# the experiment block of the GPU scripts (run_quatro_qwen2.5_math_7b.sh), with the task's sizes
+RUN=(
+  # data: the task's parquet files (built below), in the layout of scripts/data/prepare.py
+  "data.train_files=${TRAIN_FILE}"
+  "data.val_files=${VAL_FILE}"
+  "data.max_prompt_length=${max_prompt_length}"
+  "data.max_response_length=${max_response_length}"
+  "data.train_batch_size=${train_prompt_bsz}"
+  "data.filter_overlong_prompts=True"
+  "data.truncation=error"
+  # model
+  "actor_rollout_ref.model.path=${MODEL_PATH}"
+  "actor_rollout_ref.model.use_remove_padding=True"
+  "actor_rollout_ref.model.enable_gradient_checkpointing=True"
+  # actor: K = train_prompt_bsz / train_prompt_mini_bsz optimizer steps per rollout batch, one epoch
+  "actor_rollout_ref.actor.optim.lr=${lr}"
+  "actor_rollout_ref.actor.optim.lr_warmup_steps=0"
+  "actor_rollout_ref.actor.optim.clip_grad=1.0"
+  "actor_rollout_ref.actor.ppo_mini_batch_size=${train_prompt_mini_bsz}"
+  "actor_rollout_ref.actor.ppo_epochs=1"
+  # rollout: G samples per prompt; validation: one sample per problem at val_temperature
+  "actor_rollout_ref.rollout.name=${ROLLOUT_NAME}"
+  "actor_rollout_ref.rollout.n=${n_resp_per_prompt}"
+  "actor_rollout_ref.rollout.temperature=${temperature}"
+  "actor_rollout_ref.rollout.top_p=1.0"
+  "actor_rollout_ref.rollout.val_kwargs.do_sample=True"
+  "actor_rollout_ref.rollout.val_kwargs.temperature=${val_temperature}"
+  "actor_rollout_ref.rollout.val_kwargs.top_p=1.0"
+  "actor_rollout_ref.rollout.val_kwargs.n=1"
+  # reward: strict math-verify on the last \boxed{} (trustrl.reward.math_reward)
+  "reward.custom_reward_function.path=pkg://trustrl.reward.math_reward"
+  "reward.custom_reward_function.name=compute_score"
+  # trainer: training length, one validation pass before the first step
+  "trainer.total_training_steps=${total_training_steps}"
+  "trainer.val_before_train=True"
+)
 
 case "${algo}" in
   quatro)
@@ -121,4 +159,5 @@ if [[ "${DRY_RUN}" != 1 ]]; then
   cd "${WORK_DIR}"
 fi
 
-trustrl_launch "${entry}" "${COMMON[@]}" "${ALGO_ARGS[@]}" "${CPU[@]}" "$@"
+# RUN, the algorithm, INFRA (common.sh), then the CPU deltas and the command line (last wins)
+trustrl_launch "${entry}" "${RUN[@]}" "${ALGO_ARGS[@]}" "${INFRA[@]}" "${CPU[@]}" "$@"

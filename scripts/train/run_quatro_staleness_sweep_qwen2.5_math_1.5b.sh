@@ -44,8 +44,49 @@ ROLLOUT_TP=${ROLLOUT_TP:-1}
 
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-trustrl_common_args
+trustrl_infra_args
 
+# Every point's experiment (the algorithm's block, QUATRO or GSPO, follows); the point sets its mini-batch (B / K)
+# and run name in its launch, after these (last one wins)
+RUN=(
+  # both algorithms: no reference KL, no entropy bonus
+  "algorithm.use_kl_in_reward=False"
+  "actor_rollout_ref.actor.use_kl_loss=False"
+  "actor_rollout_ref.actor.entropy_coeff=0"
+  # data: verl parquet from scripts/data/prepare.py (prompts as chat lists); over-long prompts are dropped
+  "data.train_files=${TRAIN_FILE}"
+  "data.val_files=${VAL_FILE}"
+  "data.max_prompt_length=${max_prompt_length}"
+  "data.max_response_length=${max_response_length}"
+  "data.train_batch_size=${train_prompt_bsz}"
+  "data.filter_overlong_prompts=True"
+  "data.truncation=error"
+  # model
+  "actor_rollout_ref.model.path=${MODEL_PATH}"
+  "actor_rollout_ref.model.use_remove_padding=True"
+  "actor_rollout_ref.model.enable_gradient_checkpointing=True"
+  # actor: one epoch; the mini-batch, B / K prompts per optimizer step, set per point
+  "actor_rollout_ref.actor.optim.lr=${lr}"
+  "actor_rollout_ref.actor.optim.lr_warmup_steps=0"
+  "actor_rollout_ref.actor.optim.clip_grad=1.0"
+  "actor_rollout_ref.actor.ppo_mini_batch_size=${train_prompt_mini_bsz}"
+  "actor_rollout_ref.actor.ppo_epochs=1"
+  # rollout: G samples per prompt; validation: one sample per problem at val_temperature
+  "actor_rollout_ref.rollout.name=${ROLLOUT_NAME}"
+  "actor_rollout_ref.rollout.n=${n_resp_per_prompt}"
+  "actor_rollout_ref.rollout.temperature=${temperature}"
+  "actor_rollout_ref.rollout.top_p=1.0"
+  "actor_rollout_ref.rollout.val_kwargs.do_sample=True"
+  "actor_rollout_ref.rollout.val_kwargs.temperature=${val_temperature}"
+  "actor_rollout_ref.rollout.val_kwargs.top_p=1.0"
+  "actor_rollout_ref.rollout.val_kwargs.n=1"
+  # reward: strict math-verify on the last \boxed{} (trustrl.reward.math_reward)
+  "reward.custom_reward_function.path=pkg://trustrl.reward.math_reward"
+  "reward.custom_reward_function.name=compute_score"
+  # trainer: training length, one validation pass before the first step
+  "trainer.total_training_steps=${total_training_steps}"
+  "trainer.val_before_train=True"
+)
 QUATRO=(
   "algorithm.adv_estimator=quatro"
   "algorithm.quatro.delta=${delta}"
@@ -60,12 +101,6 @@ GSPO=(
   "actor_rollout_ref.actor.clip_ratio_high=${gspo_clip_ratio_high}"
   "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"
 )
-# both: no reference KL, no entropy bonus
-SHARED=(
-  "algorithm.use_kl_in_reward=False"
-  "actor_rollout_ref.actor.use_kl_loss=False"
-  "actor_rollout_ref.actor.entropy_coeff=0"
-)
 
 # one launch per point; the extra overrides ("$@") reach every point
 sweep_points() {
@@ -74,7 +109,7 @@ sweep_points() {
     for k in ${SWEEP_VALUES}; do
       mini_bsz=$((train_prompt_bsz / k))  # B / K prompts per optimizer step
       point=${EXP_NAME}_${algo}_k${k}
-      trustrl_launch "${ENTRY}" "${COMMON[@]}" "${ALGO[@]}" "${SHARED[@]}" \
+      trustrl_launch "${ENTRY}" "${RUN[@]}" "${ALGO[@]}" "${INFRA[@]}" \
         "actor_rollout_ref.actor.ppo_mini_batch_size=${mini_bsz}" \
         "trainer.experiment_name=${point}" \
         "trainer.default_local_dir=${CKPTS_DIR}/${point}" \

@@ -54,9 +54,10 @@ ROLLOUT_TP=${ROLLOUT_TP:-1}
 
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-trustrl_common_args
+trustrl_infra_args
 
-ALGO=(
+RUN=(
+  # algorithm: TRAPO advantage (no std), TrSFT on expert prefixes, guided micro-groups (TRAPO's agent loop), no KL
   "algorithm.adv_estimator=trapo"
   "algorithm.trapo.norm_adv_by_std=False"
   "algorithm.use_kl_in_reward=False"
@@ -70,6 +71,40 @@ ALGO=(
   "++actor_rollout_ref.rollout.agent.agent_loop_manager_class=trustrl.recipes.trapo.rollout.TrapoAgentLoopManager"
   "actor_rollout_ref.actor.entropy_coeff=${entropy_coeff}"
   "actor_rollout_ref.actor.use_kl_loss=False"
+  # data: verl parquet from scripts/data/prepare.py (prompts as chat lists); over-long prompts are dropped
+  "data.train_files=${TRAIN_FILE}"
+  "data.val_files=${VAL_FILE}"
+  "data.max_prompt_length=${max_prompt_length}"
+  "data.max_response_length=${max_response_length}"
+  "data.train_batch_size=${train_prompt_bsz}"
+  "data.filter_overlong_prompts=True"
+  "data.truncation=error"
+  # model
+  "actor_rollout_ref.model.path=${MODEL_PATH}"
+  "actor_rollout_ref.model.use_remove_padding=True"
+  "actor_rollout_ref.model.enable_gradient_checkpointing=True"
+  # actor: K = train_prompt_bsz / train_prompt_mini_bsz optimizer steps per rollout batch, one epoch
+  "actor_rollout_ref.actor.optim.lr=${lr}"
+  "actor_rollout_ref.actor.optim.lr_warmup_steps=0"
+  "actor_rollout_ref.actor.optim.clip_grad=1.0"
+  "actor_rollout_ref.actor.ppo_mini_batch_size=${train_prompt_mini_bsz}"
+  "actor_rollout_ref.actor.ppo_epochs=1"
+  # rollout: G samples per prompt; validation: one sample per problem at val_temperature
+  "actor_rollout_ref.rollout.name=${ROLLOUT_NAME}"
+  "actor_rollout_ref.rollout.n=${n_resp_per_prompt}"
+  "actor_rollout_ref.rollout.temperature=${temperature}"
+  "actor_rollout_ref.rollout.top_p=1.0"
+  "actor_rollout_ref.rollout.val_kwargs.do_sample=True"
+  "actor_rollout_ref.rollout.val_kwargs.temperature=${val_temperature}"
+  "actor_rollout_ref.rollout.val_kwargs.top_p=1.0"
+  "actor_rollout_ref.rollout.val_kwargs.n=1"
+  # reward: strict math-verify on the last \boxed{} (trustrl.reward.math_reward)
+  "reward.custom_reward_function.path=pkg://trustrl.reward.math_reward"
+  "reward.custom_reward_function.name=compute_score"
+  # trainer: training length, one validation pass before the first step
+  "trainer.total_training_steps=${total_training_steps}"
+  "trainer.val_before_train=True"
 )
 
-trustrl_launch trustrl.recipes.trapo.main "${COMMON[@]}" "${ALGO[@]}" "$@"
+# RUN, then INFRA (common.sh: cluster shape, logging, checkpoints, performance), then the command line (last wins)
+trustrl_launch trustrl.recipes.trapo.main "${RUN[@]}" "${INFRA[@]}" "$@"
