@@ -341,6 +341,44 @@ def run_grid(cfg: StalenessConfig, log: Log = silent, pool: Executor | None = No
     return parallel_map(partial(train, cfg), jobs, pool, progress)
 
 
+def _population_and_grid(cfg: StalenessConfig, log: Log, pool: Executor | None) -> tuple[PopulationResult, list]:
+    """The population check and the grid; on ``pool`` the population check runs beside the grid."""
+    # the population check runs on the pool beside the grid (it is one serial job)
+    pending = pool.submit(population_check, cfg) if pool is not None else None
+    pop = population_check(cfg) if pending is None else None
+    runs = run_grid(cfg, log, pool)
+    return pop or pending.result(), runs
+
+
+def _grid_numbers(runs: list[RunResult], cfg: StalenessConfig) -> dict[str, float]:
+    """Seed-mean final reward, entropy and KL statistics per (lr, method) at the largest K."""
+    from trustrl.recipes.lab.staleness_report import grid_runs
+
+    numbers: dict[str, float] = {}
+    for lr in cfg.lrs:
+        for key in cfg.methods:
+            sel = [r for r in grid_runs(runs, cfg) if r.method == key and r.k == max(cfg.ks) and r.lr == lr]
+            tag = f"{key}_K{max(cfg.ks)}_lr{lr:g}"
+            for name in ("reward_final", "entropy_final", "kl_max", "kl_active_p90"):
+                numbers[f"{tag}_{name}"] = float(np.mean([r.summary()[name] for r in sel]))
+    return numbers
+
+
+def _task_text(cfg: StalenessConfig) -> str:
+    """The report's first paragraph: the task, the loop's constants and the three methods' registry names."""
+    space = SequenceSpace(cfg.vocab, cfg.length)
+    difficulties = [DIFFICULTY[q % len(DIFFICULTY)] for q in range(cfg.num_prompts)]
+    base = make_rewards(space, difficulties, TASK_SEED).mean(-1)
+    return (
+        f"Task: {cfg.num_prompts} prompts, responses of {cfg.length} tokens over {cfg.vocab} symbols "
+        f"({space.num_responses} responses, enumerated exactly); success rate of a uniform policy "
+        f"{float(base.min()):.2f}-{float(base.max()):.2f} across prompts. G = {cfg.group_size}, "
+        f"{cfg.iterations} rollout batches, Adam, grad-norm clip {cfg.grad_clip:g}, seeds {list(cfg.seeds)}. "
+        f"GRPO = `grpo` + `vanilla` (clip 0.2, token-mean); GSPO = `grpo` + `gspo` (clip 3e-4/4e-4); "
+        f"QUATRO = `quatro` + `quatro` (ratio_level={cfg.ratio_level}, δ={cfg.delta:g}, κ=0.1)."
+    )
+
+
 def run(
     out_dir: Path,
     cfg: StalenessConfig | None = None,
@@ -353,7 +391,6 @@ def run(
         figure_curves,
         figure_kl,
         figure_population,
-        grid_runs,
         grid_table,
         observations,
         population_table,
@@ -361,11 +398,7 @@ def run(
 
     cfg = cfg or StalenessConfig()
     start = time.perf_counter()
-    # the population check runs on the pool beside the grid (it is one serial job)
-    pending = pool.submit(population_check, cfg) if pool is not None else None
-    pop = population_check(cfg) if pending is None else None
-    runs = run_grid(cfg, log, pool)
-    pop = pop or pending.result()
+    pop, runs = _population_and_grid(cfg, log, pool)
     worst = max(float(np.max(np.abs(curve[-1] - d))) for d, curve in pop.quatro_kl.items())
     log(f"exp2 population check: max |KL − δ| after {cfg.population_steps} steps = {worst:.1e}")
     figures = []
@@ -375,24 +408,10 @@ def run(
             figure_kl(runs, cfg, out_dir / "fig2_kl_distribution.png"),
             figure_population(pop, out_dir / "fig2_population_kl.png"),
         ]
-    numbers: dict[str, float] = {"population_max_abs_kl_minus_delta": worst}
-    for lr in cfg.lrs:
-        for key in cfg.methods:
-            sel = [r for r in grid_runs(runs, cfg) if r.method == key and r.k == max(cfg.ks) and r.lr == lr]
-            tag = f"{key}_K{max(cfg.ks)}_lr{lr:g}"
-            for name in ("reward_final", "entropy_final", "kl_max", "kl_active_p90"):
-                numbers[f"{tag}_{name}"] = float(np.mean([r.summary()[name] for r in sel]))
-    space = SequenceSpace(cfg.vocab, cfg.length)
-    difficulties = [DIFFICULTY[q % len(DIFFICULTY)] for q in range(cfg.num_prompts)]
-    base = make_rewards(space, difficulties, TASK_SEED).mean(-1)
+    numbers = {"population_max_abs_kl_minus_delta": worst, **_grid_numbers(runs, cfg)}
     body = "\n\n".join(
         [
-            f"Task: {cfg.num_prompts} prompts, responses of {cfg.length} tokens over {cfg.vocab} symbols "
-            f"({space.num_responses} responses, enumerated exactly); success rate of a uniform policy "
-            f"{float(base.min()):.2f}-{float(base.max()):.2f} across prompts. G = {cfg.group_size}, "
-            f"{cfg.iterations} rollout batches, Adam, grad-norm clip {cfg.grad_clip:g}, seeds {list(cfg.seeds)}. "
-            f"GRPO = `grpo` + `vanilla` (clip 0.2, token-mean); GSPO = `grpo` + `gspo` (clip 3e-4/4e-4); "
-            f"QUATRO = `quatro` + `quatro` (ratio_level={cfg.ratio_level}, δ={cfg.delta:g}, κ=0.1).",
+            _task_text(cfg),
             "**Population check** (tabular policy, exact expectations, "
             f"{cfg.population_steps} Adam steps at lr {cfg.population_lr:g}; `fig2_population_kl.png`):",
             population_table(pop),

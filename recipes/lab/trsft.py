@@ -252,19 +252,8 @@ def _peak(values: list[float]) -> str:
     return f"{max(values):.3f} (step {int(np.argmax(values))})"
 
 
-def run(
-    out_dir: Path,
-    cfg: TrsftConfig | None = None,
-    log: Log = silent,
-    pool: Executor | None = None,
-    draw: bool = True,
-) -> Section:
-    """Train every (start, student, loss), write two figures (unless ``draw`` is off) and return the section."""
-    cfg = cfg or TrsftConfig()
-    start = time.perf_counter()
-    p_expert = discretised_mixture(cfg.num_categories, cfg.modes)
-    p_star, lam, support = proposition1(p_expert, cfg.alpha)
-    void = void_region(p_expert, cfg)
+def _train_all(cfg: TrsftConfig, p_expert, p_star, support, void, log: Log, pool: Executor | None) -> list[Trajectory]:
+    """Train every (start, student, loss) on ``pool``, logging each finished run."""
     jobs = [
         (kind, method, floor, cfg, p_expert, p_star, support, void)
         for floor in cfg.floors
@@ -275,21 +264,19 @@ def run(
     def progress(_, r: Trajectory) -> None:
         log(f"exp3 {r.label}: final KL(p_E‖p) {r.kl_expert[-1]:.3g}, peak void mass {max(r.void_mass):.3f}")
 
-    runs = parallel_map(train, jobs, pool, progress)
-    by = {(r.kind, r.method, r.floor): r for r in runs}
-    floor = max(cfg.floors)
-    tab_trsft, tab_sft = by["tabular", "trsft", floor], by["tabular", "sft", floor]
-    err = float(np.abs(tab_trsft.final - p_star.numpy()).max())
-    log(
-        f"exp3: λ = {lam:.4f}, |S| = {int(support.sum())}/{cfg.num_categories}; "
-        f"tabular TrSFT (start floor) max |p − p*| = {err:.1e}"
-    )
-    figures = []
-    if draw:
-        figures = [
-            _figure_snapshots(runs, p_expert, p_star, cfg, out_dir / "fig3_trsft_snapshots.png"),
-            _figure_curves(runs, cfg, out_dir / "fig3_trsft_curves.png"),
-        ]
+    return parallel_map(train, jobs, pool, progress)
+
+
+def _draw(runs: list[Trajectory], p_expert, p_star, cfg: TrsftConfig, out_dir: Path) -> list[Path]:
+    """Write the snapshot and curve figures to ``out_dir``."""
+    return [
+        _figure_snapshots(runs, p_expert, p_star, cfg, out_dir / "fig3_trsft_snapshots.png"),
+        _figure_curves(runs, cfg, out_dir / "fig3_trsft_curves.png"),
+    ]
+
+
+def _results_table(runs: list[Trajectory], p_star) -> str:
+    """The markdown table of every run's final and peak quantities."""
     rows = [
         [
             start_name(r.floor),
@@ -304,7 +291,7 @@ def run(
         ]
         for r in runs
     ]
-    table = md_table(
+    return md_table(
         [
             "start",
             "student",
@@ -319,49 +306,73 @@ def run(
         ],
         rows,
     )
-    support_idx = torch.nonzero(support).flatten().tolist()
+
+
+def _far_mode(cfg: TrsftConfig) -> tuple[np.ndarray, float]:
+    """The far mode as (mask, midpoint): categories past the midpoint of the outermost mode means.
+
+    The start bump sits at the near mode.
+
+    >>> mask, midpoint = _far_mode(TrsftConfig())
+    >>> midpoint, int(mask.sum())
+    (16.5, 15)
+    """
     x = np.arange(cfg.num_categories)
-    # the far mode: categories past the midpoint of the outermost mode means (the start bump sits at the near one)
     means = [mu for _, mu, _ in cfg.modes]
     midpoint = 0.5 * (min(means) + max(means))
-    far = x > midpoint
-    far_mass = {(r.kind, r.method, r.floor): float(r.final[far].sum()) for r in runs}
-    expert_far, star_far = float(p_expert.numpy()[far].sum()), float(p_star.numpy()[far].sum())
-    body = "\n\n".join(
-        [
-            f"C = {cfg.num_categories} categories; expert modes (weight, mean, std) = {list(cfg.modes)}; student "
-            f"starts as a bump at {cfg.student_mean:g} (std {cfg.student_std:g}) with a uniform floor of total "
-            f"mass {list(cfg.floors)}; α = {cfg.alpha:g}; {cfg.steps} Adam steps at lr {cfg.lr:g} on the exact "
-            f"expected loss. Void: the {int(void.sum())} categories between the modes with "
-            f"p_E < {cfg.void_threshold:g} ({torch.nonzero(void).flatten().tolist()}).",
-            f"Proposition 1 (solved by sorting, no training): λ = {lam:.6f}, S = {support_idx} "
-            f"({int(support.sum())} categories), expert mass outside S = {1 - lam:.4f}.",
-            table,
-            f"- Tabular TrSFT from the floor start vs Proposition 1: max |p_θ − p*| = {err:.2e}.",
-            f"- Tabular SFT from the floor start ends at p_E (KL(p_E‖p_θ) = {tab_sft.kl_expert[-1]:.1e}) and keeps "
-            f"{tab_sft.pruned_mass[-1]:.4f} of its mass outside S, where tabular TrSFT keeps "
-            f"{tab_trsft.pruned_mass[-1]:.1e}.",
-            "- Peak void mass (between the modes, where p_E < "
-            f"{cfg.void_threshold:g}), SFT vs TrSFT: "
-            + "; ".join(
-                f"{kind} student, start {start_name(f)}: "
-                f"{max(by[kind, 'sft', f].void_mass):.3f} vs {max(by[kind, 'trsft', f].void_mass):.3f}"
-                for f in cfg.floors
-                for kind in cfg.students
-            )
-            + ".",
-            f"- Final mass on the far mode (categories > {midpoint:g}; expert {expert_far:.3f}, "
-            f"p* {star_far:.3f}), SFT vs TrSFT: "
-            + "; ".join(
-                f"{kind} student, start {start_name(f)}: "
-                f"{far_mass[kind, 'sft', f]:.3f} vs {far_mass[kind, 'trsft', f]:.3g}"
-                for f in cfg.floors
-                for kind in cfg.students
-            )
-            + ". TrSFT's gradient on a category is weighted by min(1, p_θ/α), so a mode the student starts "
-            "without receives almost no pull.",
-        ]
+    return x > midpoint, midpoint
+
+
+def _per_student(cfg: TrsftConfig, value) -> str:
+    """``"<kind> student, start <start>: <value(kind, floor)>"`` for every (start, student), joined by ``"; "``."""
+    return "; ".join(
+        f"{kind} student, start {start_name(f)}: {value(kind, f)}" for f in cfg.floors for kind in cfg.students
     )
+
+
+def _setup_text(cfg: TrsftConfig, void, lam: float, support) -> list[str]:
+    """The report's first two paragraphs: the setup, and Proposition 1's solution."""
+    support_idx = torch.nonzero(support).flatten().tolist()
+    return [
+        f"C = {cfg.num_categories} categories; expert modes (weight, mean, std) = {list(cfg.modes)}; student "
+        f"starts as a bump at {cfg.student_mean:g} (std {cfg.student_std:g}) with a uniform floor of total "
+        f"mass {list(cfg.floors)}; α = {cfg.alpha:g}; {cfg.steps} Adam steps at lr {cfg.lr:g} on the exact "
+        f"expected loss. Void: the {int(void.sum())} categories between the modes with "
+        f"p_E < {cfg.void_threshold:g} ({torch.nonzero(void).flatten().tolist()}).",
+        f"Proposition 1 (solved by sorting, no training): λ = {lam:.6f}, S = {support_idx} "
+        f"({int(support.sum())} categories), expert mass outside S = {1 - lam:.4f}.",
+    ]
+
+
+def _findings(cfg: TrsftConfig, by: dict, err: float, far_mass: dict, p_expert, p_star) -> list[str]:
+    """The report's bullet points: Proposition 1's check, the mass outside S, the void and the far mode."""
+    floor = max(cfg.floors)
+    tab_trsft, tab_sft = by["tabular", "trsft", floor], by["tabular", "sft", floor]
+    far, midpoint = _far_mode(cfg)
+    expert_far, star_far = float(p_expert.numpy()[far].sum()), float(p_star.numpy()[far].sum())
+    return [
+        f"- Tabular TrSFT from the floor start vs Proposition 1: max |p_θ − p*| = {err:.2e}.",
+        f"- Tabular SFT from the floor start ends at p_E (KL(p_E‖p_θ) = {tab_sft.kl_expert[-1]:.1e}) and keeps "
+        f"{tab_sft.pruned_mass[-1]:.4f} of its mass outside S, where tabular TrSFT keeps "
+        f"{tab_trsft.pruned_mass[-1]:.1e}.",
+        "- Peak void mass (between the modes, where p_E < "
+        f"{cfg.void_threshold:g}), SFT vs TrSFT: "
+        + _per_student(
+            cfg, lambda kind, f: f"{max(by[kind, 'sft', f].void_mass):.3f} vs {max(by[kind, 'trsft', f].void_mass):.3f}"
+        )
+        + ".",
+        f"- Final mass on the far mode (categories > {midpoint:g}; expert {expert_far:.3f}, "
+        f"p* {star_far:.3f}), SFT vs TrSFT: "
+        + _per_student(cfg, lambda kind, f: f"{far_mass[kind, 'sft', f]:.3f} vs {far_mass[kind, 'trsft', f]:.3g}")
+        + ". TrSFT's gradient on a category is weighted by min(1, p_θ/α), so a mode the student starts "
+        "without receives almost no pull.",
+    ]
+
+
+def _numbers(runs: list[Trajectory], by: dict, cfg: TrsftConfig, lam: float, support, err: float, far_mass: dict):
+    """The section's numbers for ``numbers.json``."""
+    floor = max(cfg.floors)
+    tab_trsft, tab_sft = by["tabular", "trsft", floor], by["tabular", "sft", floor]
     numbers = {
         "lambda": lam,
         "support_size": int(support.sum()),
@@ -375,4 +386,38 @@ def run(
         tag = f"{r.kind}_{r.method}_{start_name(r.floor)}"
         numbers[f"{tag}_peak_void_mass"] = max(r.void_mass)
         numbers[f"{tag}_final_kl_expert"] = r.kl_expert[-1]
+    return numbers
+
+
+def run(
+    out_dir: Path,
+    cfg: TrsftConfig | None = None,
+    log: Log = silent,
+    pool: Executor | None = None,
+    draw: bool = True,
+) -> Section:
+    """Train every (start, student, loss), write two figures (unless ``draw`` is off) and return the section."""
+    cfg = cfg or TrsftConfig()
+    start = time.perf_counter()
+    p_expert = discretised_mixture(cfg.num_categories, cfg.modes)
+    p_star, lam, support = proposition1(p_expert, cfg.alpha)
+    void = void_region(p_expert, cfg)
+    runs = _train_all(cfg, p_expert, p_star, support, void, log, pool)
+    by = {(r.kind, r.method, r.floor): r for r in runs}
+    err = float(np.abs(by["tabular", "trsft", max(cfg.floors)].final - p_star.numpy()).max())
+    log(
+        f"exp3: λ = {lam:.4f}, |S| = {int(support.sum())}/{cfg.num_categories}; "
+        f"tabular TrSFT (start floor) max |p − p*| = {err:.1e}"
+    )
+    figures = _draw(runs, p_expert, p_star, cfg, out_dir) if draw else []
+    far, _ = _far_mode(cfg)
+    far_mass = {(r.kind, r.method, r.floor): float(r.final[far].sum()) for r in runs}
+    body = "\n\n".join(
+        [
+            *_setup_text(cfg, void, lam, support),
+            _results_table(runs, p_star),
+            *_findings(cfg, by, err, far_mass, p_expert, p_star),
+        ]
+    )
+    numbers = _numbers(runs, by, cfg, lam, support, err, far_mass)
     return Section("3. TrSFT vs SFT on a discrete mixture", body, figures, numbers, time.perf_counter() - start)
