@@ -122,9 +122,64 @@ def timed(fn):
 _BURN = "import time\nend = time.time() + float(__import__('sys').argv[1])\nwhile time.time() < end: pass"
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _sample_runnable(runnable: list[int], stop: threading.Event) -> None:
+    """Append the node's runnable task count (/proc/loadavg field 4) to ``runnable`` every 0.5 s until ``stop``."""
+    while not stop.wait(0.5):
+        try:
+            with open("/proc/loadavg") as f:
+                runnable.append(int(f.read().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return
+
+
+def _suite_phase(phase: str, args, cases: list[dict], responses: list[str], golds: list[str]) -> dict:
+    """Score the suite once on a fresh pool; in phase ``loaded`` with ``args.burners`` CPU burners running."""
+    import subprocess
+    import sys
+
+    from trustrl.reward import math_reward
+
+    math_reward.shutdown()
+    math_reward.warmup(args.num_workers)
+    burners = []
+    if phase == "loaded":
+        burners = [subprocess.Popen([sys.executable, "-c", _BURN, str(args.burn_s)]) for _ in range(args.burners)]
+        time.sleep(2.0)  # let the load average rise
+    load_start = os.getloadavg()[0]
+    runnable, stop = [], threading.Event()
+    sampler = threading.Thread(target=_sample_runnable, args=(runnable, stop), daemon=True)
+    sampler.start()
+    try:
+        results, seconds = timed(
+            lambda: math_reward.compute_scores(
+                responses, golds, timeout_s=args.suite_timeout_s, num_workers=args.num_workers
+            )
+        )
+    finally:
+        stop.set()
+        for b in burners:
+            b.kill()
+            b.wait()
+    return {
+        "seconds": seconds,
+        "runnable_mean": sum(runnable) / len(runnable) if runnable else None,
+        "load_avg_1m_start": load_start,
+        "load_avg_1m_end": os.getloadavg()[0],
+        "burners": len(burners),
+        "scores": [r["score"] for r in results],
+        "statuses": _count(r["status"] for r in results),
+        "timeouts": [c["id"] for c, r in zip(cases, results) if r["status"] == "timeout"],
+        "agree_with_expected": sum(int(r["score"]) == c["expected"] for c, r in zip(cases, results)),
+    }
+
+
 def load_test(args) -> dict:
     """Math-Verify's suite scored idle and under CPU load; see the module docstring."""
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -135,58 +190,29 @@ def load_test(args) -> dict:
 
     cases = suite.load_cases()
     responses, golds = [suite.response_for(c) for c in cases], [c["gold"] for c in cases]
-    phases = {}
-    for phase in ("idle", "loaded"):
-        math_reward.shutdown()
-        math_reward.warmup(args.num_workers)
-        burners = []
-        if phase == "loaded":
-            burners = [subprocess.Popen([sys.executable, "-c", _BURN, str(args.burn_s)]) for _ in range(args.burners)]
-            time.sleep(2.0)  # let the load average rise
-        load_start = os.getloadavg()[0]
-        runnable, stop = [], threading.Event()
-
-        def sample(runnable=runnable, stop=stop):  # runnable tasks on the node (/proc/loadavg field 4), every 0.5 s
-            while not stop.wait(0.5):
-                try:
-                    with open("/proc/loadavg") as f:
-                        runnable.append(int(f.read().split()[3].split("/")[0]))
-                except (OSError, ValueError, IndexError):
-                    return
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        try:
-            results, seconds = timed(
-                lambda: math_reward.compute_scores(
-                    responses, golds, timeout_s=args.suite_timeout_s, num_workers=args.num_workers
-                )
-            )
-        finally:
-            stop.set()
-            for b in burners:
-                b.kill()
-                b.wait()
-        phases[phase] = {
-            "seconds": seconds,
-            "runnable_mean": sum(runnable) / len(runnable) if runnable else None,
-            "load_avg_1m_start": load_start,
-            "load_avg_1m_end": os.getloadavg()[0],
-            "burners": len(burners),
-            "scores": [r["score"] for r in results],
-            "statuses": _count(r["status"] for r in results),
-            "timeouts": [c["id"] for c, r in zip(cases, results) if r["status"] == "timeout"],
-            "agree_with_expected": sum(int(r["score"]) == c["expected"] for c, r in zip(cases, results)),
-        }
+    phases = {phase: _suite_phase(phase, args, cases, responses, golds) for phase in ("idle", "loaded")}
     idle, loaded = phases["idle"]["scores"], phases["loaded"]["scores"]
     return {
         "n_cases": len(cases),
         "timeout_s": args.suite_timeout_s,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": _cores(),
         "reward_module": math_reward.__file__,
         "phases": phases,
         "differing": [{"id": c["id"], "idle": a, "loaded": b} for c, a, b in zip(cases, idle, loaded) if a != b],
     }
+
+
+def _hang_inputs(solutions: list[str], golds: list[str], fraction: float) -> tuple[list[str], list[str], list[int]]:
+    """The responses with ``fraction`` of them hanging, their golds, and the hanging indices.
+
+    A hanging response gets a numeric gold: sympy rejects a power tower against a tuple or interval without
+    evaluating it.
+    """
+    hung, where = with_hangs(solutions, fraction)
+    hung_golds = list(golds)
+    for i in where:
+        hung_golds[i] = "7"
+    return hung, hung_golds, where
 
 
 def hang_pairs(args) -> dict:
@@ -194,10 +220,7 @@ def hang_pairs(args) -> dict:
     from trustrl.reward import math_reward
 
     solutions, golds = make_responses(args.n)
-    hung, where = with_hangs(solutions, args.hang_fraction)
-    hung_golds = list(golds)
-    for i in where:
-        hung_golds[i] = "7"
+    hung, hung_golds, where = _hang_inputs(solutions, golds, args.hang_fraction)
     kw = {"timeout_s": args.timeout_s, "num_workers": args.num_workers}
     pairs = []
     for _ in range(args.hang_only):
@@ -235,7 +258,8 @@ def _print_load_test(fig: dict) -> None:
     print(f"scores that differ between idle and loaded: {len(fig['differing'])} {fig['differing']}")
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
+    """The command line; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4096, help="number of typical responses")
     parser.add_argument("--timeout-s", type=float, default=5.0, help="per-sample timeout of the trustrl reward")
@@ -256,43 +280,28 @@ def main() -> None:
         help="only the hang figure: R pairs of (clean batch, hang batch) back to back, fresh pools, so each overhead "
         "compares batches run under the same machine load",
     )
-    args = parser.parse_args()
-    if args.hang_only:
-        figures = hang_pairs(args)
-        for i, pair in enumerate(figures["pairs"]):
-            print(
-                f"pair {i}: clean {pair['clean_s']:.2f} s, with {figures['n_hanging']} hanging {pair['hang_s']:.2f} s, "
-                f"overhead {pair['overhead_s']:.2f} s (target <= {args.timeout_s + 1.0:.1f}); timed out "
-                f"{pair['timed_out']}; rest unaffected {pair['others_unaffected']}; load avg {pair['load_avg_1m']:.2f}"
-            )
-        if args.out:
-            with open(args.out, "w") as f:
-                json.dump(figures, f, indent=2)
-        return
-    if args.load_test:
-        if args.burners is None:
-            args.burners = 4 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-        figures = load_test(args)
-        _print_load_test(figures)
-        if args.out:
-            with open(args.out, "w") as f:
-                json.dump(figures, f, indent=2)
-            print(f"wrote {args.out}")
-        return
+    return parser.parse_args()
 
-    from trustrl.reward import _pool, math_reward
 
-    solutions, golds = make_responses(args.n)
-    threads = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor size
-    rows = []
+def _fresh_pool(num_workers: int | None) -> float:
+    """Restart the trustrl pool; returns its start-up time (s).
 
-    def fresh_pool() -> float:
-        # a new pool for every trustrl row: workers cache verified (gold, answer) pairs, and a row must not reuse
-        # the cache of an earlier row on the same responses (the cache within one batch is real: GRPO repeats)
-        math_reward.shutdown()
-        return timed(lambda: math_reward.warmup(args.num_workers))[1]
+    A new pool for every trustrl row: workers cache verified (gold, answer) pairs, and a row must not reuse the
+    cache of an earlier row on the same responses (the cache within one batch is real: GRPO repeats).
+    """
+    from trustrl.reward import math_reward
 
-    startup = fresh_pool()
+    math_reward.shutdown()
+    return timed(lambda: math_reward.warmup(num_workers))[1]
+
+
+def _time_trustrl(args, solutions: list[str], golds: list[str], threads: int, rows: list) -> tuple[list, float]:
+    """The two trustrl rows (batch API, then one call per sample from ``threads`` threads); appends to ``rows``.
+
+    Returns the batch API's results and wall time.
+    """
+    from trustrl.reward import math_reward
+
     kw = {"timeout_s": args.timeout_s, "num_workers": args.num_workers}
     ours, t_ours = timed(lambda: math_reward.compute_scores(solutions, golds, **kw))
     rows.append(("trustrl compute_scores", args.n, t_ours))
@@ -300,11 +309,18 @@ def main() -> None:
     def one(i):
         return math_reward.compute_score("bench", solutions[i], golds[i], None, **kw)["score"]
 
-    fresh_pool()
+    _fresh_pool(args.num_workers)
     with ThreadPoolExecutor(threads) as ex:
         _, t_threads = timed(lambda: list(ex.map(one, range(args.n))))
     rows.append((f"trustrl compute_score x {threads} threads", args.n, t_threads))
+    return ours, t_ours
 
+
+def _time_verl(args, solutions: list[str], golds: list[str], threads: int, rows: list):
+    """verl's math_verify rows (sequential, then from ``threads`` threads) unless skipped; appends to ``rows``.
+
+    Returns (sequential scores, sequential seconds, threaded seconds), each None where skipped.
+    """
     verl_scores, t_verl, t_verl_threads = None, None, None
     if not args.skip_verl:
         from verl.utils.reward_score.math_verify import compute_score as verl_score
@@ -316,28 +332,54 @@ def main() -> None:
             with ThreadPoolExecutor(threads) as ex:
                 _, t_verl_threads = timed(lambda: list(ex.map(verl_score, solutions, golds)))
             rows.append((f"verl math_verify x {threads} threads", args.n, t_verl_threads))
+    return verl_scores, t_verl, t_verl_threads
 
-    hung, where = with_hangs(solutions, args.hang_fraction)
-    hung_golds = list(golds)
-    for i in where:  # a numeric gold: sympy rejects a power tower against a tuple or interval without evaluating it
-        hung_golds[i] = "7"
-    fresh_pool()
+
+def _time_hang_batch(args, solutions: list[str], golds: list[str], ours: list, t_ours: float, rows: list) -> dict:
+    """The hang batch on a fresh pool, against the clean batch ``ours`` (``t_ours`` s); appends to ``rows``."""
+    from trustrl.reward import _pool, math_reward
+
+    hung, hung_golds, where = _hang_inputs(solutions, golds, args.hang_fraction)
+    _fresh_pool(args.num_workers)
+    kw = {"timeout_s": args.timeout_s, "num_workers": args.num_workers}
     stats_before = dict(_pool.get_pool(args.num_workers).stats)
     hang_results, t_hang = timed(lambda: math_reward.compute_scores(hung, hung_golds, **kw))
     stats_after = dict(_pool.get_pool(args.num_workers).stats)
     rows.append((f"hang batch ({len(where)} hanging)", args.n, t_hang))
-
     hang_set = set(where)
-    unaffected = all(
-        hang_results[i]["score"] == ours[i]["score"] and hang_results[i]["status"] == ours[i]["status"]
-        for i in range(args.n)
-        if i not in hang_set
-    )
-    figures = {
+    return {
+        "n_hanging": len(where),
+        "batch_s": t_hang,
+        "clean_batch_s": t_ours,
+        "overhead_s": t_hang - t_ours,
+        "target_overhead_s": args.timeout_s + 1.0,
+        "timed_out": sum(hang_results[i]["status"] == "timeout" for i in where),
+        "hanging_statuses": _count(hang_results[i]["status"] for i in where),
+        "others_unaffected": all(
+            hang_results[i]["score"] == ours[i]["score"] and hang_results[i]["status"] == ours[i]["status"]
+            for i in range(args.n)
+            if i not in hang_set
+        ),
+        "pool_stats_delta": {k: stats_after.get(k, 0) - stats_before.get(k, 0) for k in stats_after},
+    }
+
+
+def throughput(args) -> dict:
+    """The throughput rows and the hang batch on ``--n`` typical responses; see the module docstring."""
+    from trustrl.reward import _pool
+
+    solutions, golds = make_responses(args.n)
+    threads = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor size
+    rows = []
+    startup = _fresh_pool(args.num_workers)
+    ours, t_ours = _time_trustrl(args, solutions, golds, threads, rows)
+    verl_scores, t_verl, t_verl_threads = _time_verl(args, solutions, golds, threads, rows)
+    hang = _time_hang_batch(args, solutions, golds, ours, t_ours, rows)
+    return {
         "n": args.n,
         "timeout_s": args.timeout_s,
         "num_workers": _pool.get_pool(args.num_workers).num_workers,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": _cores(),
         "load_avg_1m_at_end": os.getloadavg()[0],
         "platform": platform.platform(),
         "pool_startup_s": startup,
@@ -348,23 +390,47 @@ def main() -> None:
         "verl_mean_score": (sum(verl_scores) / args.n) if verl_scores else None,
         "score_disagreements": (sum(r["score"] != v for r, v in zip(ours, verl_scores)) if verl_scores else None),
         "status_counts": _count(r["status"] for r in ours),
-        "hang": {
-            "n_hanging": len(where),
-            "batch_s": t_hang,
-            "clean_batch_s": t_ours,
-            "overhead_s": t_hang - t_ours,
-            "target_overhead_s": args.timeout_s + 1.0,
-            "timed_out": sum(hang_results[i]["status"] == "timeout" for i in where),
-            "hanging_statuses": _count(hang_results[i]["status"] for i in where),
-            "others_unaffected": unaffected,
-            "pool_stats_delta": {k: stats_after.get(k, 0) - stats_before.get(k, 0) for k in stats_after},
-        },
+        "hang": hang,
     }
-    _print_table(figures)
-    if args.out:
-        with open(args.out, "w") as f:
+
+
+def _print_pairs(figures: dict, timeout_s: float) -> None:
+    """One line per (clean, hang) pair of :func:`hang_pairs`."""
+    for i, pair in enumerate(figures["pairs"]):
+        print(
+            f"pair {i}: clean {pair['clean_s']:.2f} s, with {figures['n_hanging']} hanging {pair['hang_s']:.2f} s, "
+            f"overhead {pair['overhead_s']:.2f} s (target <= {timeout_s + 1.0:.1f}); timed out "
+            f"{pair['timed_out']}; rest unaffected {pair['others_unaffected']}; load avg {pair['load_avg_1m']:.2f}"
+        )
+
+
+def _write_json(figures: dict, out: str | None, announce: bool = True) -> None:
+    """Write ``figures`` to ``out`` as indented JSON (nothing without ``out``); ``announce`` prints the path."""
+    if out:
+        with open(out, "w") as f:
             json.dump(figures, f, indent=2)
-        print(f"wrote {args.out}")
+        if announce:
+            print(f"wrote {out}")
+
+
+def main() -> None:
+    """Run the chosen measurement (hang pairs, load test or the throughput table), print it and write ``--out``."""
+    args = _parse_args()
+    if args.hang_only:
+        figures = hang_pairs(args)
+        _print_pairs(figures, args.timeout_s)
+        _write_json(figures, args.out, announce=False)
+        return
+    if args.load_test:
+        if args.burners is None:
+            args.burners = 4 * _cores()
+        figures = load_test(args)
+        _print_load_test(figures)
+        _write_json(figures, args.out)
+        return
+    figures = throughput(args)
+    _print_table(figures)
+    _write_json(figures, args.out)
 
 
 def _count(values) -> dict:
