@@ -88,7 +88,8 @@ def _step(loss_fn, leaf_values, offsets, entropy, data, sync):
     return time.perf_counter() - start, time.process_time() - cpu_start, float(loss.detach())
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
+    """The command line; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=64, help="rows in the micro-batch (8 prompts x 8 rollouts)")
     parser.add_argument("--group", type=int, default=8, help="rows per prompt group (one full-expert row each)")
@@ -102,13 +103,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the results as JSON")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return parser.parse_args()
 
-    data, leaf_values, offsets, entropy, stats = build_batch(args, device)
+
+def _losses(args) -> dict:
+    """Name → loss function: verl's ``ppo_loss`` (vanilla) first, then ``trapo_loss``, on one shared actor config."""
     config = ActorConfig(
         strategy="fsdp",
         rollout_n=args.group,
@@ -117,52 +116,92 @@ def main() -> None:
         loss_scale_factor=args.response_length,
         entropy_coeff=0.001,
     )
-    losses = {
+    return {
         "ppo_loss (vanilla)": lambda **kw: ppo_loss(config, **kw),
         "trapo_loss (vanilla RL + TrSFT)": lambda **kw: trapo_loss(config, trapo_config=TrapoLossConfig(), **kw),
     }
+
+
+def _measure(losses: dict, batch, sync, warmup: int, repeats: int) -> tuple[dict, dict, dict]:
+    """Wall and CPU times (s) of the ``repeats`` runs after ``warmup``, losses alternating; and the last loss values.
+
+    ``batch`` is (leaf values, offsets, entropy, data) as :func:`build_batch` returns them.
+    """
+    leaf_values, offsets, entropy, data = batch
     times = {name: [] for name in losses}
     cpu_times = {name: [] for name in losses}
     values = {}
-    for i in range(args.warmup + args.repeats):
+    for i in range(warmup + repeats):
         for name, fn in losses.items():  # alternate, so drifts in machine load hit both
             elapsed, cpu, values[name] = _step(fn, leaf_values, offsets, entropy, data, sync)
-            if i >= args.warmup:
+            if i >= warmup:
                 times[name].append(elapsed)
                 cpu_times[name].append(cpu)
+    return times, cpu_times, values
 
-    base, trapo = list(losses)
+
+def _summarise(times: dict, cpu_times: dict) -> tuple[list[dict], dict[str, float]]:
+    """Per-loss rows (median, min and CPU-time median, ms) and the trapo / ppo ratios of the medians and minima."""
+    base, trapo = list(times)
     rows = []
-    for name in losses:
+    for name in times:
         median, fastest = statistics.median(times[name]), min(times[name])
         cpu = statistics.median(cpu_times[name])
         rows.append({"loss": name, "median_ms": 1e3 * median, "min_ms": 1e3 * fastest, "cpu_median_ms": 1e3 * cpu})
-    ratio_median = statistics.median(times[trapo]) / statistics.median(times[base])
-    ratio_min = min(times[trapo]) / min(times[base])
-    ratio_cpu = statistics.median(cpu_times[trapo]) / statistics.median(cpu_times[base])
-    print(f"batch: {stats}, device={device}, dtype={args.dtype}, threads={torch.get_num_threads()}")
+    ratios = {
+        "ratio_median": statistics.median(times[trapo]) / statistics.median(times[base]),
+        "ratio_min": min(times[trapo]) / min(times[base]),
+        "ratio_cpu_time": statistics.median(cpu_times[trapo]) / statistics.median(cpu_times[base]),
+    }
+    return rows, ratios
+
+
+def _print_table(stats: dict, device, dtype: str, rows: list[dict], ratios: dict[str, float]) -> None:
+    """The batch, one line per loss, and the ratios against the target."""
+    print(f"batch: {stats}, device={device}, dtype={dtype}, threads={torch.get_num_threads()}")
     print(f"{'loss':34s} {'median ms':>10s} {'min ms':>10s} {'CPU-time median ms':>19s}")
     for row in rows:
         print(f"{row['loss']:34s} {row['median_ms']:10.2f} {row['min_ms']:10.2f} {row['cpu_median_ms']:19.2f}")
-    print(f"time ratio trapo/ppo: median {ratio_median:.3f}, min {ratio_min:.3f}, process CPU time {ratio_cpu:.3f}")
+    print(
+        f"time ratio trapo/ppo: median {ratios['ratio_median']:.3f}, min {ratios['ratio_min']:.3f}, "
+        f"process CPU time {ratios['ratio_cpu_time']:.3f}"
+    )
     print("target: <= 1.3")
+
+
+def _write_json(path: str, args, stats: dict, rows: list[dict], ratios: dict[str, float], values: dict) -> None:
+    """The settings, batch, rows, ratios, loss values and platform as indented JSON."""
+    result = {
+        "args": vars(args),
+        "batch": stats,
+        "rows": rows,
+        **ratios,
+        "target": 1.3,
+        "loss_values": values,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+    }
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+
+
+def main() -> None:
+    """Build the batch, time both losses alternately, print the table and write ``--out``."""
+    args = _parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    data, leaf_values, offsets, entropy, stats = build_batch(args, device)
+    losses = _losses(args)
+    times, cpu_times, values = _measure(losses, (leaf_values, offsets, entropy, data), sync, args.warmup, args.repeats)
+    rows, ratios = _summarise(times, cpu_times)
+    _print_table(stats, device, args.dtype, rows, ratios)
     if args.out:
-        result = {
-            "args": vars(args),
-            "batch": stats,
-            "rows": rows,
-            "ratio_median": ratio_median,
-            "ratio_min": ratio_min,
-            "ratio_cpu_time": ratio_cpu,
-            "target": 1.3,
-            "loss_values": values,
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-        }
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        _write_json(args.out, args, stats, rows, ratios, values)
 
 
 if __name__ == "__main__":
