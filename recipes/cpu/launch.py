@@ -9,6 +9,7 @@ launch it; metrics come back through verl's own ``file`` logger (one JSON line p
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -36,10 +37,33 @@ ALGO_OVERRIDES = {
 # (trustrl.recipes.cpu.vllm_cpu): version 0 is the sync before step 1.
 _CHECKSUM = re.compile(r"\[vllm_cpu\] weights v(\d+) checksum=([-\d.eE+]+)")
 PROMPT_LENGTH = 16
-# Read by the vLLM CPU server (trustrl.recipes.cpu.vllm_cpu): drop every weight sync after the first (the negative
-# control of the sync checks), and a JSON-lines log of every generate request.
+# Read by the vLLM CPU server (trustrl.recipes.cpu.vllm_cpu): drop every weight sync from version K on (K >= 1; the
+# negative control of the sync checks: K=1 keeps the initial weights, K=3 serves version 2 from step 3 on), and a
+# JSON-lines log of every generate request.
 DROP_SYNCS_ENV = "TRUSTRL_CPU_DROP_WEIGHT_SYNCS"
 REQUEST_LOG_ENV = "TRUSTRL_CPU_REQUEST_LOG"
+
+
+def first_dropped_sync(environ=os.environ) -> float:
+    """The first weight-sync version the vLLM CPU server drops (``inf``: none), from ``TRUSTRL_CPU_DROP_WEIGHT_SYNCS``.
+
+    >>> first_dropped_sync({}), first_dropped_sync({DROP_SYNCS_ENV: "3"})
+    (inf, 3)
+    >>> first_dropped_sync({DROP_SYNCS_ENV: "0"})
+    Traceback (most recent call last):
+    ...
+    ValueError: TRUSTRL_CPU_DROP_WEIGHT_SYNCS='0': give the first dropped sync version, an integer >= 1 (version 0, \
+the sync before step 1, replaces vLLM's dummy weights and is never dropped), or leave it unset
+    """
+    value = environ.get(DROP_SYNCS_ENV, "")
+    if not value:
+        return math.inf
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(
+            f"{DROP_SYNCS_ENV}={value!r}: give the first dropped sync version, an integer >= 1 (version 0, the sync "
+            "before step 1, replaces vLLM's dummy weights and is never dropped), or leave it unset"
+        )
+    return int(value)
 
 
 @dataclass
@@ -204,18 +228,29 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def run(spec: RunSpec, workdir: str | Path, timeout_s: float = 600, echo: bool = True) -> RunResult:
     """Build the task under ``workdir`` and run verl's trainer on it; returns the log and per-step metrics."""
     workdir = Path(workdir).resolve()
+    env = {**cpu_env(workdir), **spec.env}
+    first_dropped_sync(env)  # a bad negative-control value fails here, not inside a vLLM worker at the first sync
     workdir.mkdir(parents=True, exist_ok=True)
     paths = task.build_task(workdir / "task", seed=spec.seed)
     (workdir / "metrics.jsonl").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", spec.entry or ENTRY[spec.algo], *overrides(spec, paths, workdir)]
     (workdir / "command.txt").write_text(" \\\n  ".join(cmd) + "\n")
+    return run_command(cmd, workdir, env, timeout_s, echo)
+
+
+def run_command(cmd: list[str], workdir: Path, env: dict[str, str], timeout_s: float, echo: bool = True) -> RunResult:
+    """Run a trainer command in its own session under ``workdir``; stop what it started; collect log and metrics.
+
+    The metrics are verl's file logger's (``VERL_FILE_LOGGER_PATH=<workdir>/metrics.jsonl`` in ``env``); the log goes
+    to ``<workdir>/train.log``; shared-memory entries the run left and no live process holds are removed.
+    """
     start = time.monotonic()
     lines: list[str] = []
     shm_before = shm_entries()
     with subprocess.Popen(
         cmd,
         cwd=workdir,
-        env={**cpu_env(workdir), **spec.env},
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -28,8 +28,9 @@ fit verl's hybrid engine; each is answered by a subclass registered through verl
 
 The CPU worker extension also prints the served model's parameter checksum after every weight sync
 (``[vllm_cpu] weights v<k> checksum=<c>``): the end-to-end tests read it to prove that synced weights reach the
-generator. ``TRUSTRL_CPU_DROP_WEIGHT_SYNCS=1`` (a negative control for those tests) makes every sync after the first
-drain the weight stream without loading it, as a broken sync would. ``TRUSTRL_CPU_REQUEST_LOG=<file>`` appends one
+generator. ``TRUSTRL_CPU_DROP_WEIGHT_SYNCS=K`` (a negative control for those tests; an integer K >= 1) makes every sync
+from version K on (version 0 is the sync before step 1) drain the weight stream without loading it, as a broken sync
+would: the generator keeps serving version K - 1. ``TRUSTRL_CPU_REQUEST_LOG=<file>`` appends one
 JSON line per generate request to the server (prompt length, the caller's ``max_tokens``, tokens generated), so a test
 can see which rows reached vLLM and with which budget.
 
@@ -44,7 +45,7 @@ import importlib.metadata as md
 import json
 import os
 
-from trustrl.recipes.cpu.launch import DROP_SYNCS_ENV, REQUEST_LOG_ENV
+from trustrl.recipes.cpu.launch import REQUEST_LOG_ENV, first_dropped_sync
 
 PINNED = {"verl": "0.9.1", "vllm-cpu": "0.30.0"}
 CHECKSUM_TAG = "[vllm_cpu] weights"
@@ -144,7 +145,7 @@ class CPUWorkerExtension(vLLMColocateWorkerExtension):
         return out
 
     def _update_weights(self, weights, peft_config, base_sync_done):
-        if os.environ.get(DROP_SYNCS_ENV) == "1" and self._trustrl_syncs > 0:
+        if self._trustrl_syncs >= first_dropped_sync():
             return None  # negative control: the stream was received (the sender is not left waiting), not loaded
         return super()._update_weights(weights, peft_config=peft_config, base_sync_done=base_sync_done)
 

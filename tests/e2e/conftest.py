@@ -40,24 +40,26 @@ def assert_finite(values, name):
     assert all(math.isfinite(v) for v in values), f"{name} not finite: {values}"
 
 
-def assert_weights_reach_generator(result, steps: int):
+def assert_weights_reach_generator(result, steps: int, loaded: int | None = None):
     """Every weight sync changed the model the rollout server generates with (its parameter checksum).
 
     One sync before step 1 (version 0, the actor's initial weights replacing vLLM's dummy ones) and one after each
     step; with a learning rate that moves the weights, every version's checksum differs from all earlier ones. A
-    dropped or stale sync repeats a checksum (the negative control in test_vllm_sync_negative_control_on_cpu.py).
+    dropped or stale sync repeats a checksum (the negative control in test_grpo_vllm_e2e_on_cpu.py). ``loaded``: only
+    versions 0 .. loaded - 1 are checked (a run that drops the later syncs on purpose).
     """
     syncs = result.weight_syncs
     assert [v for v, _ in syncs] == list(range(steps + 1)), f"expected syncs v0..v{steps}, got {syncs}"
-    checksums = [c for _, c in syncs]
+    checksums = [c for _, c in syncs][: steps + 1 if loaded is None else loaded]
     assert len(set(checksums)) == len(checksums), f"a weight sync did not change the served model: {checksums}"
 
 
-def assert_rollout_matches_actor(result, steps: int, bound: float = 5e-3):
+def assert_rollout_matches_actor(result, steps: int, bound: float = 5e-3, first: int | None = None):
     """The rollout's log-probs match the actor's recomputation on the same tokens (verl's rollout-mismatch metric):
-    the server sampled with the weights the actor had at that step; a stale generator differs by the whole update."""
+    the server sampled with the weights the actor had at that step; a stale generator differs by the whole update.
+    ``first``: only steps 1 .. first are checked."""
     diffs = result.series("training/rollout_probs_diff_max")
-    assert len(diffs) == steps and max(diffs) < bound, diffs
+    assert len(diffs) == steps and max(diffs[: steps if first is None else first]) < bound, diffs
 
 
 def assert_no_leaked_shm(result):

@@ -195,9 +195,10 @@ def test_checkpoint_to_evaluation(runs):
     rows = [json.loads(line) for line in gens.read_text().splitlines()]
     assert len(rows) == 10 and all(len(r["responses"]) == 4 for r in rows), rows[:1]
 
-    # a second generate reuses the merged folder
-    proc, regen_s = _tool("generate", "--model", str(step_dir / "actor"), *args, "--max-model-len", "64")
-    assert proc.returncode == 0 and "merging" not in proc.stdout, (proc.stdout + proc.stderr)[-3000:]
+    # a second generate, from the actor/ folder, reuses the merged folder (its plan, without another vLLM start)
+    proc, regen_s = _tool("generate", "--dry-run", "--model", str(step_dir / "actor"), *args)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "(merged into " in proc.stdout and merged.name in proc.stdout and "to merge" not in proc.stdout, proc.stdout
 
     proc, score_s = _tool("score", str(gens), "--names", "loop", "--out-dir", str(out), "--no-progress")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
@@ -210,7 +211,7 @@ def test_checkpoint_to_evaluation(runs):
     assert csv_rows[0].startswith("run,benchmark,") and "pass@4" in csv_rows[0] and len(csv_rows) == 3
     assert (out / "pass_at_k.png").stat().st_size > 10_000
     print(
-        f"[loop] evaluate.py: dry run {dry_s:.0f} s, merge + generate {gen_s:.0f} s, generate again (cached merge) "
+        f"[loop] evaluate.py: dry run {dry_s:.0f} s, merge + generate {gen_s:.0f} s, dry run again (cached merge) "
         f"{regen_s:.0f} s, score {score_s:.0f} s; outputs in {out}"
     )
     print(proc.stdout[-1500:])

@@ -16,13 +16,19 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from trustrl.recipes.dry_run import DryRunError, check_launch, record_script_launches
 
-from tests.e2e.conftest import TRAINER_GROUP
+from tests.e2e.conftest import (
+    TRAINER_GROUP,
+    assert_finite,
+    assert_no_leaked_shm,
+    assert_no_leftover,
+    assert_rollout_matches_actor,
+    assert_weights_reach_generator,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "scripts" / "train"
@@ -300,27 +306,82 @@ def _text() -> dict:
     return {"capture_output": True, "text": True, "timeout": 120}
 
 
+# cpu_smoke.sh for real (ALGO=trapo): the launch scripts' override style (RUN, the algorithm, common.sh's INFRA, the
+# CPU deltas), TRAPO's recipe entry point and trapo_loss, two steps of verl's live trainer with verl's vLLM rollout.
+# Unguided (micro-groups off): the recipe yaml's TrapoAgentLoopManager runs verl's plain n-sample path, its rows carry
+# all-zero prefix/SFT masks, and the RL term alone trains, so the masks' trip rollout -> TransferQueue -> actor engine
+# -> trapo_loss is checked on its own. QUATRO's recipe entry point trains in
+# tests/e2e/test_checkpoint_resume_eval_vllm_e2e_on_cpu.py, guided TRAPO in tests/e2e/test_trapo_mechanism_on_cpu.py.
+SMOKE_STEPS = 2
+
+
+@pytest.fixture(scope="module")
+def smoke_trapo_run(tmp_path_factory):
+    from trustrl.recipes.cpu.launch import run_command
+
+    work = tmp_path_factory.mktemp("cpu_smoke_trapo")
+    cmd = ["bash", str(TRAIN / "cpu_smoke.sh"), "trapo.micro_group.enable=False"]
+    env = _env(WORK_DIR=str(work), ALGO="trapo", RAY_DEDUP_LOGS="0")
+    result = run_command(cmd, work, env, timeout_s=900, echo=False)
+    print(f"cpu_smoke.sh (ALGO=trapo): {result.wall_s:.0f} s")
+    return result
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group(name=TRAINER_GROUP)  # as tests/e2e's TRAINER_RUN: one trainer at a time
-def test_cpu_smoke_trains_two_steps_through_the_live_trainer(tmp_path):
-    """cpu_smoke.sh for real: QUATRO through its recipe entry point, two steps of verl's trainer on CPU."""
-    start = time.monotonic()
-    proc = subprocess.run(
-        ["bash", str(TRAIN / "cpu_smoke.sh")],
-        env=_env(WORK_DIR=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        start_new_session=True,
-    )
-    wall = time.monotonic() - start
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    assert [row["step"] for row in rows] == [1, 2]
-    for row in rows:
-        assert math.isfinite(row["data"]["actor/pg_loss"])
-        assert "actor/quatro/target_gap" in row["data"]
-    print(f"cpu_smoke.sh: {wall:.0f} s")
+def test_cpu_smoke_trains_trapo_unguided_through_the_live_trainer(smoke_trapo_run):
+    result = smoke_trapo_run
+    assert_no_leftover(result)
+    assert result.returncode == 0, result.log[-6000:]
+    # the traced launch line (set -x): the recipe entry point, the command line's override last
+    (launch,) = [line for line in result.log.splitlines() if line.startswith("+") and " -m trustrl.recipes." in line]
+    assert " -m trustrl.recipes.trapo.main " in launch and launch.rstrip().endswith("trapo.micro_group.enable=False")
+    assert "actor_rollout_ref.rollout.name=vllm" in launch
+    assert [m["step"] for m in result.metrics] == list(range(1, SMOKE_STEPS + 1))
+    assert_no_leaked_shm(result)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(name=TRAINER_GROUP)  # as tests/e2e's TRAINER_RUN: one trainer at a time
+def test_cpu_smoke_trapo_metrics_are_finite(smoke_trapo_run):
+    for key in ("actor/pg_loss", "actor/grad_norm", "critic/score/mean", "critic/advantages/mean"):
+        assert_finite(smoke_trapo_run.series(key), key)
+    for step in smoke_trapo_run.metrics:
+        bad = {k: v for k, v in step.items() if isinstance(v, float) and not math.isfinite(v)}
+        assert not bad, (step["step"], bad)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(name=TRAINER_GROUP)  # as tests/e2e's TRAINER_RUN: one trainer at a time
+def test_cpu_smoke_trapo_loss_was_installed_and_logged(smoke_trapo_run):
+    run = smoke_trapo_run
+    keys = sorted({k for m in run.metrics for k in m if k.startswith("actor/trapo/")})
+    # Only trapo_loss emits these keys: their presence proves the trainer swapped the workers' loss.
+    expected = ("rl_loss", "sft_loss", "sft_nll", "sft_token_share", "rl_token_share", "sft_p_mean")
+    for key in expected + ("sft_p_lt_alpha_share",):
+        assert f"actor/trapo/{key}" in keys, (key, keys)
+    # the trainer turned the loss's per-response-token sums into SFT-token means
+    assert not any("per_resp_token" in k for k in keys), keys
+    for key in keys:
+        assert_finite(run.series(key), key)
+    # Unguided: no SFT token, every response token is trained by the RL term.
+    assert run.series("actor/trapo/sft_token_share") == [0.0] * SMOKE_STEPS
+    assert run.series("actor/trapo/sft_loss") == [0.0] * SMOKE_STEPS
+    assert run.series("actor/trapo/rl_token_share") == pytest.approx([1.0] * SMOKE_STEPS)
+    assert run.series("actor/trapo/rl_loss") == run.series("actor/pg_loss")
+    # the rollout's (zero) masks reached the loss: no micro-batch fell back to "masks missing"
+    assert run.series("actor/trapo/masks_missing") == [0.0] * SMOKE_STEPS
+    assert all(g > 0 for g in run.series("actor/grad_norm"))
+    # no micro-group rows: the rollout mixin adds nothing
+    assert not any(k.startswith("rollout/trapo/") for m in run.metrics for k in m)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(name=TRAINER_GROUP)  # as tests/e2e's TRAINER_RUN: one trainer at a time
+def test_cpu_smoke_trapo_synced_weights_reach_the_generator(smoke_trapo_run):
+    # unguided rows carry vLLM's own log-probs on every token, so verl's mismatch metric is meaningful here too
+    assert_weights_reach_generator(smoke_trapo_run, SMOKE_STEPS)
+    assert_rollout_matches_actor(smoke_trapo_run, SMOKE_STEPS)
 
 
 def test_launch_defaults_bound_checkpoints_and_need_no_wandb_key():
