@@ -340,7 +340,8 @@ def _ratio_rows(times, memory, pairs):
     return rows
 
 
-def main(argv=None):
+def _parse_args(argv) -> argparse.Namespace:
+    """The command line (``argv``, default ``sys.argv[1:]``); see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=16384, help="estimator: number of responses")
     parser.add_argument("--response-length", type=int, default=2048, help="estimator: tokens per response")
@@ -361,7 +362,42 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--child", default=None, choices=CASES, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _print_rows(rows: list[dict]) -> None:
+    """The table of :func:`_ratio_rows`: times, their ratios and peak memory per case against its baseline."""
+    header = f"{'case':<18}{'vs':<17}{'median ms':>10}{'base ms':>10}{'ratio':>8}{'min ratio':>10}"
+    header += f"{'peak MiB':>10}{'base MiB':>10}{'mem ratio':>10}"
+    print(header)
+    for r in rows:
+        print(
+            f"{r['case']:<18}{r['baseline']:<17}{r['time_median_ms']:>10.1f}{r['baseline_time_median_ms']:>10.1f}"
+            f"{r['time_ratio_median']:>8.3f}{r['time_ratio_min']:>10.3f}{r['peak_mib']:>10.1f}"
+            f"{r['baseline_peak_mib']:>10.1f}{r['memory_ratio']:>10.3f}"
+        )
+
+
+def _result(args, times: dict, memory: dict, rows: list[dict], grad: dict | None) -> dict:
+    """Everything measured, with the command, the settings and the platform (the ``--out`` JSON)."""
+    return {
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("child", "out")},
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "times_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
+        "peak_bytes": memory,
+        "rows": rows,
+        "grad": grad,
+    }
+
+
+def main(argv=None):
+    """Run the chosen parts (or one memory child), print the tables, write ``--out`` and return the result."""
+    args = _parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -378,28 +414,8 @@ def main(argv=None):
     del runners
     memory = _memory(args, device, list(times))
     rows = _ratio_rows(times, memory, [("quatro_estimator", "grpo_vectorized"), ("quatro_loss", "gspo")])
-    header = f"{'case':<18}{'vs':<17}{'median ms':>10}{'base ms':>10}{'ratio':>8}{'min ratio':>10}"
-    header += f"{'peak MiB':>10}{'base MiB':>10}{'mem ratio':>10}"
-    print(header)
-    for r in rows:
-        print(
-            f"{r['case']:<18}{r['baseline']:<17}{r['time_median_ms']:>10.1f}{r['baseline_time_median_ms']:>10.1f}"
-            f"{r['time_ratio_median']:>8.3f}{r['time_ratio_min']:>10.3f}{r['peak_mib']:>10.1f}"
-            f"{r['baseline_peak_mib']:>10.1f}{r['memory_ratio']:>10.3f}"
-        )
-    result = {
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("child", "out")},
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "machine": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "times_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
-        "peak_bytes": memory,
-        "rows": rows,
-        "grad": grad,
-    }
+    _print_rows(rows)
+    result = _result(args, times, memory, rows, grad)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
