@@ -181,7 +181,8 @@ def rollout_overrides(spec: RunSpec) -> list[str]:
         # vLLM's CPU build has no sleep mode (trustrl.recipes.cpu.vllm_cpu checks both).
         "+actor_rollout_ref.rollout.enable_sleep_mode=False",
         "actor_rollout_ref.rollout.free_cache_engine=False",
-        # Same precision as the FSDP actor, so rollout and actor log-probs agree to ~1e-3.
+        # Same precision as the FSDP actor, so rollout and actor log-probs agree to ~1e-3 (the rest: verl's FSDP engine
+        # sends the weights in bf16, get_per_tensor_param in verl/workers/engine/fsdp/transformer_impl.py).
         "actor_rollout_ref.rollout.dtype=float32",
         # No torch.compile or graph capture: each would cost minutes per run on two cores.
         "actor_rollout_ref.rollout.enforce_eager=True",
