@@ -238,6 +238,51 @@ def require_vllm():
     return vllm
 
 
+def _set_cpu_vllm_env() -> None:
+    """On a machine without a GPU, default the environment for vLLM's CPU build (values already set win).
+
+    The CPU platform, a 1 GiB KV cache (its default is sized for real models), and no OpenMP pinning on cores
+    other processes share: :data:`CPU_VLLM_ENV`.
+    """
+    if _on_cpu():
+        for key, value in CPU_VLLM_ENV.items():
+            os.environ.setdefault(key, value)
+
+
+def _load_llm(vllm, model: str, llm_kwargs: Mapping | None, **engine_kwargs):
+    """``vllm.LLM(model, **engine_kwargs)``; on vLLM's CPU build eager and float32 unless ``llm_kwargs`` says otherwise.
+
+    Float32 as the CPU trainer: bfloat16 kernels need AVX512. ``llm_kwargs`` override everything else.
+    """
+    device_kwargs = {"enforce_eager": True, "dtype": "float32"} if _is_cpu_build(vllm) else {}
+    return vllm.LLM(model=model, **engine_kwargs, **{**device_kwargs, **dict(llm_kwargs or {})})
+
+
+def _groups_by_n(rows: Sequence[PromptRow], n: int | None, preset: SamplingPreset) -> dict[int, list[int]]:
+    """Row indices grouped by their number of samples: ``n`` when given, else the preset's n for the benchmark.
+
+    >>> rows = [PromptRow(str(i), src, "1", []) for i, src in enumerate(["aime24", "math500", "aime24"])]
+    >>> _groups_by_n(rows, None, PRESETS["luffy"]), _groups_by_n(rows, 2, PRESETS["luffy"])
+    ({32: [0, 2], 1: [1]}, {2: [0, 1, 2]})
+    """
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(n or preset.n_for(r.data_source), []).append(i)
+    return groups
+
+
+def _to_generation(row: PromptRow, prompt: str, out) -> Generation:
+    """One vLLM request output as a :class:`Generation` of ``row``: the texts and finish reasons of its samples."""
+    return Generation(
+        row.problem_id,
+        row.data_source,
+        row.ground_truth,
+        [o.text for o in out.outputs],
+        [o.finish_reason for o in out.outputs],
+        prompt,
+    )
+
+
 def generate(
     model: str,
     data_files: Sequence[str | Path],
@@ -266,32 +311,23 @@ def generate(
         raise KeyError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[preset]
     rows = read_prompt_rows(data_files, limit)
-    on_cpu = _on_cpu()
-    if on_cpu:
-        # vLLM's CPU build: the CPU platform, a 1 GiB KV cache (its default is sized for real models), no OpenMP
-        # pinning on cores other processes share; values already in the environment win
-        for key, value in CPU_VLLM_ENV.items():
-            os.environ.setdefault(key, value)
+    _set_cpu_vllm_env()
     vllm = require_vllm()
     source = prepare_model(model, merge_cache)
     print(f"[generate] model: {source.describe()}", flush=True)
-    # vLLM's CPU build: eager mode, and float32 as the CPU trainer (bfloat16 kernels need AVX512)
-    device_kwargs = {"enforce_eager": True, "dtype": "float32"} if _is_cpu_build(vllm) else {}
-    llm = vllm.LLM(
-        model=source.model,
+    llm = _load_llm(
+        vllm,
+        source.model,
+        llm_kwargs,
         tensor_parallel_size=tensor_parallel_size,
         seed=seed,
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=max_model_len,
-        **{**device_kwargs, **dict(llm_kwargs or {})},
     )
     tokenizer = llm.get_tokenizer()
     texts = [tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True) for r in rows]
-    groups: dict[int, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(n or p.n_for(r.data_source), []).append(i)
     generations: list[Generation | None] = [None] * len(rows)
-    for n_samples, idx in groups.items():
+    for n_samples, idx in _groups_by_n(rows, n, p).items():
         params = vllm.SamplingParams(
             n=n_samples,
             temperature=p.temperature if temperature is None else temperature,
@@ -300,13 +336,5 @@ def generate(
             seed=seed,
         )
         for i, out in zip(idx, llm.generate([texts[i] for i in idx], params)):
-            r = rows[i]
-            generations[i] = Generation(
-                r.problem_id,
-                r.data_source,
-                r.ground_truth,
-                [o.text for o in out.outputs],
-                [o.finish_reason for o in out.outputs],
-                texts[i],
-            )
+            generations[i] = _to_generation(rows[i], texts[i], out)
     return write_generations(generations, output)
