@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,9 @@ DROP_SYNCS_ENV = "TRUSTRL_CPU_DROP_WEIGHT_SYNCS"
 REQUEST_LOG_ENV = "TRUSTRL_CPU_REQUEST_LOG"
 
 
-def first_dropped_sync(environ=os.environ) -> float:
-    """The first weight-sync version the vLLM CPU server drops (``inf``: none), from ``TRUSTRL_CPU_DROP_WEIGHT_SYNCS``.
+def first_dropped_sync(environ: Mapping[str, str] | None = None) -> float:
+    """The first weight-sync version the vLLM CPU server drops (``inf``: none), from ``TRUSTRL_CPU_DROP_WEIGHT_SYNCS``
+    in ``environ`` (default: the process environment as it is at the call; some libraries rebind ``os.environ``).
 
     >>> first_dropped_sync({}), first_dropped_sync({DROP_SYNCS_ENV: "3"})
     (inf, 3)
@@ -55,7 +57,7 @@ def first_dropped_sync(environ=os.environ) -> float:
     ValueError: TRUSTRL_CPU_DROP_WEIGHT_SYNCS='0': give the first dropped sync version, an integer >= 1 (version 0, \
 the sync before step 1, replaces vLLM's dummy weights and is never dropped), or leave it unset
     """
-    value = environ.get(DROP_SYNCS_ENV, "")
+    value = (os.environ if environ is None else environ).get(DROP_SYNCS_ENV, "")
     if not value:
         return math.inf
     if not value.isdigit() or int(value) < 1:
